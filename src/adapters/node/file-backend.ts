@@ -1,0 +1,100 @@
+/**
+ * A Node.js file as an {@link IoBackend}: positional reads and writes on a file descriptor.
+ * @module
+ */
+import * as fs from "node:fs";
+import { ImageError } from "../../errors.js";
+import type { IoBackend, IoCapabilities } from "../../io/backend.js";
+
+function ioError(action: string, name: string, e: unknown): ImageError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err?.code === "ENOENT" ? "No such file or directory" : err?.message ?? String(e);
+  const code = err?.code === "EACCES" || err?.code === "EPERM" || err?.code === "EROFS" ? "ERR_READ_ONLY" : "ERR_IO";
+  return new ImageError(code, `Could not ${action} '${name}': ${why}`, { file: name, cause: e });
+}
+
+/** Options of {@link NodeFileBackend.open}. */
+export interface NodeFileOptions {
+  readOnly?: boolean;
+  /** Create the file (truncating it) — for `create`. */
+  create?: boolean;
+}
+
+/** A file opened with `node:fs`. */
+export class NodeFileBackend implements IoBackend {
+  readonly capabilities: IoCapabilities;
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    private readonly fd: number,
+    writable: boolean,
+  ) {
+    this.capabilities = { writable, sparse: true };
+  }
+
+  /** Opens `path`. Throws an {@link ImageError} (`ERR_IO`) naming the file when it cannot. */
+  static async open(path: string, options: NodeFileOptions = {}): Promise<NodeFileBackend> {
+    const flags = options.create ? "w+" : options.readOnly ? "r" : "r+";
+    const fd = await new Promise<number>((resolve, reject) =>
+      fs.open(path, flags, 0o644, (err, fd) => (err ? reject(ioError("open", path, err)) : resolve(fd))),
+    );
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) {
+      fs.closeSync(fd);
+      throw new ImageError("ERR_IO", `Could not open '${path}': Is a directory`, { file: path });
+    }
+    return new NodeFileBackend(path, fd, !options.readOnly);
+  }
+
+  read(offset: number, into: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) =>
+      fs.read(this.fd, into, 0, into.length, offset, (err, n) => (err ? reject(ioError("read", this.name, err)) : resolve(n))),
+    );
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      done += await new Promise<number>((resolve, reject) =>
+        fs.write(this.fd, data, done, data.length - done, offset + done, (err, n) =>
+          err ? reject(ioError("write", this.name, err)) : resolve(n),
+        ),
+      );
+    }
+  }
+
+  flush(): Promise<void> {
+    return new Promise((resolve, reject) =>
+      fs.fdatasync(this.fd, (err) => (err ? reject(ioError("flush", this.name, err)) : resolve())),
+    );
+  }
+
+  async size(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      fs.fstat(this.fd, (err, st) => (err ? reject(ioError("stat", this.name, err)) : resolve(st.size))),
+    );
+  }
+
+  truncate(size: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      fs.ftruncate(this.fd, size, (err) => (err ? reject(ioError("truncate", this.name, err)) : resolve())),
+    );
+  }
+
+  /** Bytes the file occupies on disk (for `info`'s `actual-size`). */
+  async allocatedSize(): Promise<number> {
+    const st = await new Promise<fs.Stats>((resolve, reject) =>
+      fs.fstat(this.fd, (err, s) => (err ? reject(ioError("stat", this.name, err)) : resolve(s))),
+    );
+    return st.blocks * 512;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await new Promise<void>((resolve, reject) =>
+      fs.close(this.fd, (err) => (err ? reject(ioError("close", this.name, err)) : resolve())),
+    );
+  }
+}

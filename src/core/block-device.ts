@@ -1,0 +1,68 @@
+/**
+ * The public face of an open image: what `openImage` returns.
+ * @module
+ */
+import type { CheckResult, FormatInfo, RepairMode } from "./format.js";
+
+/** One allocation record, with `qemu-img map --output=json` meanings. */
+export interface Extent {
+  /** Guest offset. */
+  offset: number;
+  length: number;
+  /** Index in the backing chain of the image that answers for the range (0 = top). */
+  depth: number;
+  /** Some image of the chain stores (or explicitly zeroes) the range. */
+  present: boolean;
+  /** The range reads as zeros. */
+  zero: boolean;
+  /** The range holds data (not known to be zero). */
+  data: boolean;
+  /** Stored compressed (or otherwise transformed): no host offset applies. */
+  compressed?: boolean;
+  /** Host offset of the first byte, where the data is stored verbatim. */
+  fileOffset?: number;
+  /** Label of the file holding the data. */
+  file?: string;
+}
+
+/** Options of {@link BlockDevice.writeZeroes}. */
+export interface WriteZeroesOptions {
+  /** Allow the image to release the space (qemu-io `write -z -u`). */
+  unmap?: boolean;
+}
+
+/**
+ * A virtual disk: bytes at guest offsets. Offsets and lengths are byte counts; every range must
+ * lie inside `[0, size)` (a `RangeError` otherwise).
+ */
+export interface BlockDevice {
+  /** Format name of the top image (`qcow2`, `raw`, …). */
+  readonly format: string;
+  /** Virtual size in bytes. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Reads `length` bytes at `offset` into a new buffer. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Reads `into.length` bytes at `offset` into `into` (which may be a view of Wasm memory). */
+  readInto(offset: number, into: Uint8Array): Promise<void>;
+  /** Writes `data` at `offset`. Does not keep `data` after the promise settles. */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Makes `[offset, offset+length)` read as zeros, cheaply where the format can. */
+  writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void>;
+  /** Releases space; afterwards the range reads as the format defines (zeros or backing data). */
+  discard(offset: number, length: number): Promise<void>;
+  /** Writes whole allocation units compressed where the format supports it (convert -c). */
+  writeCompressed(offset: number, data: Uint8Array): Promise<void>;
+  /** Makes every completed write durable. */
+  flush(): Promise<void>;
+  /** The allocation map, merged like `qemu-img map`. */
+  extents(offset?: number, length?: number): AsyncIterable<Extent>;
+  /** The status of the range starting at `offset` (one unmerged record). */
+  blockStatus(offset: number, length: number): Promise<Extent>;
+  /** Consistency check of the top image, with optional repair. */
+  check(repair?: RepairMode): Promise<CheckResult>;
+  /** Format details of the top image. */
+  info(): Promise<FormatInfo>;
+  /** Flushes and closes the image and its backing chain. */
+  close(): Promise<void>;
+}

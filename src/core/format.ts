@@ -1,0 +1,181 @@
+/**
+ * The contracts between the engine and a format driver. A driver translates addresses and
+ * keeps metadata; it never moves guest data (the engine does).
+ * @module
+ */
+import type { FileOpener, IoBackend } from "../io/backend.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { Allocation, Mapping, SpecialMapping } from "./mapping.js";
+
+/** What a driver's `probe` sees of a file. */
+export interface ProbeInput {
+  /** The first bytes of the file (up to 64 KiB, fewer if the file is shorter). */
+  readonly head: Uint8Array;
+  /** The last 512 bytes of the file (fewer if the file is shorter). */
+  readonly tail: Uint8Array;
+  /** File length in bytes. */
+  readonly fileSize: number;
+  /** The file's label (path), for drivers that look at extensions or descriptors. */
+  readonly name: string;
+}
+
+/** The type of one create option value. */
+export type CreateOptionType = "size" | "number" | "bool" | "string" | "enum";
+
+/** A `-o name=value` option a driver accepts at create time (qemu-img's names). */
+export interface CreateOptionSpec {
+  readonly name: string;
+  readonly type: CreateOptionType;
+  readonly help: string;
+  /** Allowed values for `enum`. */
+  readonly values?: readonly string[];
+  /** Default as text, shown by `--help`. */
+  readonly defaultText?: string;
+}
+
+/** Parsed create option values. Sizes and numbers are numbers, bools booleans. */
+export type CreateOptionValues = Readonly<Record<string, string | number | boolean>>;
+
+/** A backing file reference as an image header stores it. */
+export interface BackingReference {
+  /** The name exactly as stored. */
+  readonly name: string;
+  /** The format as stored, if the format records one. */
+  readonly format?: string;
+}
+
+/** Everything a driver receives to open an image. */
+export interface OpenContext {
+  readonly file: IoBackend;
+  readonly readOnly: boolean;
+  /** True when the user named the format instead of letting vdisk probe it. */
+  readonly explicitFormat: boolean;
+  /** Driver-specific open options (`copy-on-read`, …). */
+  readonly options: Readonly<Record<string, string>>;
+  /** Opens files the image names (external data files, extents), already filtered by policy. */
+  readonly openFile: FileOpener;
+  readonly kernel: Kernel;
+  /** Reports a non-fatal problem (printed by the CLI as a warning). */
+  warn(message: string): void;
+}
+
+/** Everything a driver receives to create an image. */
+export interface CreateContext {
+  /** An empty, writable file. */
+  readonly file: IoBackend;
+  /** Virtual size in bytes. */
+  readonly size: number;
+  readonly options: CreateOptionValues;
+  /** The backing file to record, already validated (its size is known). */
+  readonly backing?: BackingReference & { readonly size: number };
+  readonly openFile: FileOpener;
+  readonly kernel: Kernel;
+  warn(message: string): void;
+}
+
+/** Repair mode of `check`, as `qemu-img check -r`. */
+export type RepairMode = "leaks" | "all";
+
+/**
+ * The result of `check`, with qemu-img's JSON field meanings.
+ * `corruptions`/`leaks` count what remains after any repair.
+ */
+export interface CheckResult {
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  corruptionsFixed: number;
+  leaksFixed: number;
+  imageEndOffset?: number;
+  totalClusters?: number;
+  allocatedClusters?: number;
+  fragmentedClusters?: number;
+  compressedClusters?: number;
+  /** One line per problem found, in the order found. */
+  messages: string[];
+}
+
+/** A qcow2-style internal snapshot, for `info`. */
+export interface SnapshotInfo {
+  id: string;
+  name: string;
+  vmStateSize: number;
+  dateSec: number;
+  dateNsec: number;
+  vmClockNsec: number;
+  icount?: number;
+}
+
+/** What a driver reports for `info`. Field names map onto qemu-img's JSON in the CLI. */
+export interface FormatInfo {
+  clusterSize?: number;
+  dirty?: boolean;
+  encrypted?: boolean;
+  snapshots?: SnapshotInfo[];
+  /** `format-specific` of qemu-img info: `{ type, data }`. */
+  formatSpecific?: { type: string; data: Record<string, unknown> };
+}
+
+/**
+ * One open image. Created by `FormatDriver.open`; used only by the engine ({@link ImageDevice}).
+ *
+ * Contract of every guest range method: `offset` < `size`, `length` > 0, and the range does not
+ * cross `size`. Mappings may cover less than asked, never more; the engine asks again.
+ */
+export interface FormatInstance {
+  readonly format: string;
+  /** Virtual disk size in bytes. */
+  readonly size: number;
+  /**
+   * The unit of allocation in guest bytes (cluster, subcluster, grain, block). Writes into
+   * unallocated space are widened to this alignment by the engine.
+   */
+  readonly allocationUnit: number;
+  /** The backing file this image names, if any. */
+  readonly backing?: BackingReference;
+  /** Where `offset` lives; covers at most `length` bytes. */
+  getMapping(offset: number, length: number): Promise<Mapping>;
+  /**
+   * Makes `[offset, offset+length)` writable. `offset` and `length` are multiples of
+   * `allocationUnit` (the last unit may end at `size`). The engine fills the returned space with
+   * the full guest contents, then calls `commit`. The mapping may cover less than asked.
+   * Absent on read-only formats.
+   */
+  allocate?(offset: number, length: number): Promise<Allocation>;
+  /** Decodes a `special` mapping: fills `into` with guest bytes from `offset` on. */
+  readSpecial?(mapping: SpecialMapping, offset: number, into: Uint8Array): Promise<void>;
+  /**
+   * Marks whole allocation units in the range as reading zeros without writing data (zero
+   * clusters). Returns the bytes handled from `offset` (0 when the format cannot at this point;
+   * the engine then writes zeros).
+   */
+  zeroRange?(offset: number, length: number, unmap: boolean): Promise<number>;
+  /** Releases whole units; reads then return zeros or backing data as the format defines. */
+  discard?(offset: number, length: number): Promise<void>;
+  /** Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile. */
+  writeCompressed?(offset: number, data: Uint8Array): Promise<boolean>;
+  /** Makes metadata durable (and flushes the file). */
+  flush(): Promise<void>;
+  check?(repair?: RepairMode): Promise<CheckResult>;
+  info(): Promise<FormatInfo>;
+  /** Flushes and releases. Does not close the backing chain. */
+  close(): Promise<void>;
+}
+
+/** A format: probe, open, create. */
+export interface FormatDriver {
+  /** The qemu-img format name, e.g. `qcow2`. */
+  readonly name: string;
+  /** Other names accepted by `-f`/`-O` (e.g. `vhd` for `vpc`). */
+  readonly aliases?: readonly string[];
+  /**
+   * How sure the driver is that the file is its format: 0 = no, 100 = magic matched.
+   * Must be fast and must not throw.
+   */
+  probe(input: ProbeInput): number;
+  open(ctx: OpenContext): Promise<FormatInstance>;
+  create?(ctx: CreateContext): Promise<void>;
+  readonly createOptions: readonly CreateOptionSpec[];
+  /** True when the format can record a backing file at create time. */
+  readonly supportsBacking?: boolean;
+}

@@ -1,0 +1,388 @@
+/**
+ * The one I/O engine: implements every {@link BlockDevice} operation for every format on top
+ * of a {@link FormatInstance}'s address translation.
+ * @module
+ */
+import { CorruptImageError, ImageError, UnsupportedFeatureError } from "../errors.js";
+import { readIntoZeroPadded } from "../io/helpers.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
+import type { CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
+import type { Mapping } from "./mapping.js";
+import { Mutex } from "./mutex.js";
+
+/** Options of {@link ImageDevice}. */
+export interface ImageDeviceOptions {
+  readOnly: boolean;
+  kernel: Kernel;
+  /** The opened backing image, if the format named one. */
+  backing?: BlockDevice;
+  /** Most host reads in flight for one request. Default 8. */
+  maxParallel?: number;
+  /**
+   * Called before a write that changes bytes of the first 512; throws to refuse it. Set for raw
+   * images opened writable without a named format, so a guest cannot turn them into another format.
+   */
+  guardFirstSector?: (newHead: Uint8Array) => void;
+  /** Label for messages (the file name). */
+  name: string;
+}
+
+const ZERO_CHUNK = 1 << 20;
+let zeroChunk: Uint8Array | undefined;
+function zeros(length: number): Uint8Array {
+  zeroChunk ??= new Uint8Array(ZERO_CHUNK);
+  return length <= ZERO_CHUNK ? zeroChunk.subarray(0, length) : new Uint8Array(length);
+}
+
+/** The engine. One per open image of a chain; the backing chain is a chain of these. */
+export class ImageDevice implements BlockDevice {
+  readonly instance: FormatInstance;
+  readonly backing?: BlockDevice;
+  readonly readOnly: boolean;
+  readonly name: string;
+  private readonly kernel: Kernel;
+  private readonly maxParallel: number;
+  private readonly allocLock = new Mutex();
+  private readonly guardFirstSector?: (newHead: Uint8Array) => void;
+  private closed = false;
+
+  constructor(instance: FormatInstance, options: ImageDeviceOptions) {
+    this.instance = instance;
+    this.backing = options.backing;
+    this.readOnly = options.readOnly;
+    this.kernel = options.kernel;
+    this.maxParallel = options.maxParallel ?? 8;
+    this.guardFirstSector = options.guardFirstSector;
+    this.name = options.name;
+  }
+
+  get format(): string {
+    return this.instance.format;
+  }
+
+  get size(): number {
+    return this.instance.size;
+  }
+
+  private checkRange(offset: number, length: number, what: string): void {
+    if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new RangeError(`${what}: offset ${offset} and length ${length} must be non-negative integers`);
+    }
+    if (offset + length > this.size) {
+      throw new RangeError(`${what}: range ${offset}+${length} ends past the disk size ${this.size}`);
+    }
+  }
+
+  private checkWritable(what: string): void {
+    if (this.readOnly) {
+      throw new ImageError("ERR_READ_ONLY", `Cannot ${what}: ${this.name} is open read-only`, {
+        file: this.name,
+        format: this.format,
+      });
+    }
+  }
+
+  private async mapping(offset: number, length: number): Promise<Mapping> {
+    const m = await this.instance.getMapping(offset, length);
+    if (m.kind !== "eof" && !(m.length > 0)) {
+      throw new CorruptImageError(
+        `${this.format} driver returned an empty ${m.kind} mapping at guest offset ${offset}`,
+        { format: this.format, file: this.name },
+      );
+    }
+    return m;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, into: Uint8Array): Promise<void> {
+    this.checkRange(offset, into.length, "read");
+    await this.readRange(offset, into);
+  }
+
+  /** Reads guest bytes as the image currently maps them. */
+  private async readRange(offset: number, into: Uint8Array): Promise<void> {
+    const pending: Promise<void>[] = [];
+    let pos = 0;
+    while (pos < into.length) {
+      const m = await this.mapping(offset + pos, into.length - pos);
+      if (m.kind === "eof") {
+        into.fill(0, pos);
+        break;
+      }
+      const len = Math.min(m.length, into.length - pos);
+      const sub = into.subarray(pos, pos + len);
+      const guest = offset + pos;
+      switch (m.kind) {
+        case "data":
+          pending.push(readIntoZeroPadded(m.file, m.fileOffset, sub));
+          break;
+        case "zero":
+          sub.fill(0);
+          break;
+        case "backing":
+          pending.push(this.readBacking(guest, sub));
+          break;
+        case "special":
+          if (!this.instance.readSpecial) {
+            throw new UnsupportedFeatureError(`Cannot read ${this.format} image: ${m.what} data is not supported`, {
+              format: this.format,
+              file: this.name,
+            });
+          }
+          pending.push(this.instance.readSpecial(m, guest, sub));
+          break;
+      }
+      pos += len;
+      if (pending.length >= this.maxParallel) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+  }
+
+  /** Reads through to the backing image; past its end (or with none) the bytes are zeros. */
+  private async readBacking(offset: number, into: Uint8Array): Promise<void> {
+    const b = this.backing;
+    const inBacking = b ? Math.max(0, Math.min(into.length, b.size - offset)) : 0;
+    if (inBacking > 0) await b!.readInto(offset, into.subarray(0, inBacking));
+    into.fill(0, inBacking);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkWritable("write");
+    this.checkRange(offset, data.length, "write");
+    if (offset < 512 && this.guardFirstSector && data.length > 0) await this.checkFirstSector(offset, data);
+    let pos = 0;
+    while (pos < data.length) {
+      const m = await this.mapping(offset + pos, data.length - pos);
+      if (m.kind === "data" && !m.shared) {
+        const len = Math.min(m.length, data.length - pos);
+        await m.file.write(m.fileOffset, data.subarray(pos, pos + len));
+        pos += len;
+      } else if (m.kind === "eof") {
+        throw new CorruptImageError(`${this.format} driver reports end of disk at ${offset + pos}`, {
+          format: this.format,
+        });
+      } else {
+        pos += await this.allocLock.run(() => this.allocatingWrite(offset + pos, data.subarray(pos)));
+      }
+    }
+  }
+
+  private async checkFirstSector(offset: number, data: Uint8Array): Promise<void> {
+    const head = await this.read(0, Math.min(512, this.size));
+    const n = Math.min(head.length - offset, data.length);
+    if (n > 0) head.set(data.subarray(0, n), offset);
+    this.guardFirstSector!(head);
+  }
+
+  /**
+   * Writes the start of `data` at `offset` where the range is not writable in place: widens it
+   * to allocation units, fills the widened parts with the current contents, allocates, writes,
+   * commits. Runs under the allocation lock. Returns the bytes of `data` consumed.
+   */
+  private async allocatingWrite(offset: number, data: Uint8Array): Promise<number> {
+    const inst = this.instance;
+    // Another writer may have allocated this range while we waited for the lock.
+    const m = await this.mapping(offset, data.length);
+    if (m.kind === "data" && !m.shared) {
+      const len = Math.min(m.length, data.length);
+      await m.file.write(m.fileOffset, data.subarray(0, len));
+      return len;
+    }
+    if (m.kind === "eof") throw new RangeError(`write past the end of the disk at ${offset}`);
+    if (!inst.allocate) {
+      throw new ImageError("ERR_READ_ONLY", `Cannot write: the ${this.format} driver cannot allocate space`, {
+        format: this.format,
+      });
+    }
+    const unit = inst.allocationUnit;
+    const runEnd = offset + Math.min(m.length, data.length);
+    const aStart = offset - (offset % unit);
+    const aEnd = Math.min(this.size, Math.ceil(runEnd / unit) * unit);
+    // Read what the widened head and tail hold now, before allocation changes the mapping.
+    const head = offset > aStart ? await this.read(aStart, offset - aStart) : undefined;
+    const tail = aEnd > runEnd ? await this.read(runEnd, aEnd - runEnd) : undefined;
+    const alloc = await inst.allocate(aStart, aEnd - aStart);
+    const got = alloc.mapping.length;
+    if (!(got > 0) || got > aEnd - aStart || (aStart + got < aEnd && got % unit !== 0)) {
+      throw new CorruptImageError(`${this.format} driver allocated ${got} bytes for a request of ${aEnd - aStart}`, {
+        format: this.format,
+      });
+    }
+    const allocEnd = aStart + got;
+    if (allocEnd <= offset) {
+      throw new CorruptImageError(`${this.format} driver allocated less than the head of a write`, {
+        format: this.format,
+      });
+    }
+    const wEnd = Math.min(runEnd, allocEnd);
+    const consumed = wEnd - offset;
+    let buf: Uint8Array;
+    if (!head && wEnd === allocEnd) {
+      buf = data.subarray(0, consumed);
+    } else {
+      buf = new Uint8Array(got);
+      if (head) buf.set(head, 0);
+      buf.set(data.subarray(0, consumed), offset - aStart);
+      if (tail && allocEnd > runEnd) buf.set(tail.subarray(0, allocEnd - runEnd), runEnd - aStart);
+    }
+    await alloc.mapping.file.write(alloc.mapping.fileOffset, buf);
+    await alloc.commit();
+    return consumed;
+  }
+
+  async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
+    this.checkWritable("write zeroes");
+    this.checkRange(offset, length, "write zeroes");
+    const end = offset + length;
+    let pos = offset;
+    const unit = this.instance.allocationUnit;
+    while (pos < end) {
+      const m = await this.mapping(pos, end - pos);
+      if (m.kind === "eof") break;
+      const len = Math.min(m.length, end - pos);
+      // Already zero here and (when the format could expose backing data later) explicitly so.
+      if (m.kind === "zero" || (m.kind === "backing" && !this.backing)) {
+        pos += len;
+        continue;
+      }
+      const alignedStart = Math.ceil(pos / unit) * unit;
+      const alignedEnd = end === this.size ? end : end - (end % unit);
+      if (this.instance.zeroRange && pos === alignedStart && alignedEnd > pos) {
+        const done = await this.allocLock.run(() => this.instance.zeroRange!(pos, alignedEnd - pos, !!options.unmap));
+        if (done > 0) {
+          pos += done;
+          continue;
+        }
+      }
+      // Write explicit zeros up to the next unit boundary (or the run's end) and look again.
+      const stop = Math.min(pos + len, alignedStart > pos ? alignedStart : end, pos + ZERO_CHUNK);
+      await this.write(pos, zeros(stop - pos));
+      pos = stop;
+    }
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkWritable("discard");
+    this.checkRange(offset, length, "discard");
+    const unit = this.instance.allocationUnit;
+    const start = Math.ceil(offset / unit) * unit;
+    const end = offset + length === this.size ? this.size : Math.floor((offset + length) / unit) * unit;
+    if (end > start && this.instance.discard) {
+      await this.allocLock.run(() => this.instance.discard!(start, end - start));
+    }
+  }
+
+  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    this.checkWritable("write compressed");
+    this.checkRange(offset, data.length, "write compressed");
+    const unit = this.instance.allocationUnit;
+    if (!this.instance.writeCompressed || offset % unit !== 0) {
+      await this.write(offset, data);
+      return;
+    }
+    let pos = 0;
+    while (pos < data.length) {
+      const len = Math.min(unit, data.length - pos);
+      const chunk = data.subarray(pos, pos + len);
+      const whole = len === unit || offset + pos + len === this.size;
+      const ok = whole &&
+        (await this.allocLock.run(() => this.instance.writeCompressed!(offset + pos, chunk)));
+      if (!ok) await this.write(offset + pos, chunk);
+      pos += len;
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.closed) return;
+    await this.allocLock.run(() => this.instance.flush());
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent> {
+    this.checkRange(offset, length, "block status");
+    return this.status(offset, length, 0);
+  }
+
+  private async status(offset: number, length: number, depth: number): Promise<Extent> {
+    const m = await this.mapping(offset, length);
+    const len = m.kind === "eof" ? length : Math.min(m.length, length);
+    switch (m.kind) {
+      case "data":
+        return {
+          offset, length: len, depth, present: true, zero: false, data: true,
+          fileOffset: m.fileOffset, file: m.file.name,
+        };
+      case "special":
+        return { offset, length: len, depth, present: true, zero: false, data: true, compressed: true };
+      case "zero":
+        return { offset, length: len, depth, present: !!m.allocated, zero: true, data: false };
+      case "eof":
+        return { offset, length: len, depth, present: false, zero: true, data: false };
+      case "backing": {
+        const b = this.backing;
+        if (b && offset < b.size) {
+          const inner = b instanceof ImageDevice
+            ? await b.status(offset, Math.min(len, b.size - offset), depth + 1)
+            : { ...(await b.blockStatus(offset, Math.min(len, b.size - offset))), depth: depth + 1 };
+          return { ...inner, offset };
+        }
+        return { offset, length: len, depth: b ? depth + 1 : depth, present: false, zero: true, data: false };
+      }
+    }
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    this.checkRange(offset, length, "extents");
+    const end = offset + length;
+    let cur: Extent | undefined;
+    let pos = offset;
+    while (pos < end) {
+      const e = await this.status(pos, end - pos, 0);
+      if (cur && canMerge(cur, e)) {
+        cur.length += e.length;
+      } else {
+        if (cur) yield cur;
+        cur = { ...e };
+      }
+      pos += e.length;
+    }
+    if (cur) yield cur;
+  }
+
+  async check(repair?: RepairMode): Promise<CheckResult> {
+    if (repair) this.checkWritable("repair");
+    if (!this.instance.check) {
+      throw new UnsupportedFeatureError(`This image format (${this.format}) does not support checks`, {
+        format: this.format,
+      });
+    }
+    return this.allocLock.run(() => this.instance.check!(repair));
+  }
+
+  info(): Promise<FormatInfo> {
+    return this.instance.info();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.allocLock.run(() => this.instance.close());
+    } finally {
+      this.closed = true;
+      if (this.backing) await this.backing.close();
+    }
+  }
+}
+
+function canMerge(a: Extent, b: Extent): boolean {
+  if (a.depth !== b.depth || a.present !== b.present || a.zero !== b.zero || a.data !== b.data) return false;
+  if (!!a.compressed !== !!b.compressed || a.file !== b.file) return false;
+  if (a.fileOffset === undefined || b.fileOffset === undefined) return a.fileOffset === b.fileOffset;
+  return a.fileOffset + a.length === b.fileOffset;
+}

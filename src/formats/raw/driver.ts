@@ -1,0 +1,62 @@
+/**
+ * raw: the file is the disk. Every guest byte maps to the same file offset.
+ * @module
+ */
+import type { CreateContext, FormatDriver, FormatInfo, FormatInstance, OpenContext } from "../../core/format.js";
+import type { Allocation, Mapping } from "../../core/mapping.js";
+import type { IoBackend } from "../../io/backend.js";
+
+class RawInstance implements FormatInstance {
+  readonly format = "raw";
+  readonly allocationUnit = 512;
+  constructor(
+    private readonly file: IoBackend,
+    readonly size: number,
+  ) {}
+
+  async getMapping(offset: number, length: number): Promise<Mapping> {
+    if (offset >= this.size) return { kind: "eof", length: 0 };
+    return { kind: "data", length: Math.min(length, this.size - offset), file: this.file, fileOffset: offset };
+  }
+
+  async allocate(offset: number, length: number): Promise<Allocation> {
+    return {
+      mapping: { kind: "data", length, file: this.file, fileOffset: offset },
+      commit: async () => {},
+    };
+  }
+
+  async flush(): Promise<void> {
+    if (this.file.capabilities.writable) await this.file.flush();
+  }
+
+  async info(): Promise<FormatInfo> {
+    return {};
+  }
+
+  async close(): Promise<void> {
+    if (this.file.capabilities.writable) await this.file.flush();
+  }
+}
+
+/** The raw format driver. Probes with the lowest score so any other format wins. */
+export const rawDriver: FormatDriver = {
+  name: "raw",
+  createOptions: [
+    { name: "preallocation", type: "enum", values: ["off", "falloc", "full"], help: "Preallocation mode", defaultText: "off" },
+  ],
+  probe: () => 1,
+  async open(ctx: OpenContext): Promise<FormatInstance> {
+    return new RawInstance(ctx.file, await ctx.file.size());
+  },
+  async create(ctx: CreateContext): Promise<void> {
+    await ctx.file.truncate(ctx.size);
+    if (ctx.options.preallocation === "full") {
+      const chunk = new Uint8Array(Math.min(ctx.size, 1 << 20));
+      for (let pos = 0; pos < ctx.size; pos += chunk.length) {
+        await ctx.file.write(pos, chunk.subarray(0, Math.min(chunk.length, ctx.size - pos)));
+      }
+    }
+    await ctx.file.flush();
+  },
+};

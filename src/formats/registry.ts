@@ -1,0 +1,15 @@
+/**
+ * The list of format drivers vdisk knows, in probe order.
+ * @module
+ */
+import type { FormatDriver } from "../core/format.js";
+import { rawDriver } from "./raw/driver.js";
+
+/** Every built-in driver. Raw is last: it is the fallback of probing. */
+export const builtinDrivers: FormatDriver[] = [rawDriver];
+
+/** Finds a driver by name or alias; `undefined` when unknown. */
+export function findDriver(name: string, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver | undefined {
+  const n = name.toLowerCase();
+  return drivers.find((d) => d.name === n || d.aliases?.includes(n));
+}

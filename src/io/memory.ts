@@ -1,0 +1,90 @@
+/**
+ * An in-memory, growable {@link IoBackend}: for tests, for images built in a browser, for
+ * small scratch files.
+ * @module
+ */
+import { ImageError } from "../errors.js";
+import type { IoBackend, IoCapabilities } from "./backend.js";
+
+/** Options of {@link MemoryBackend}. */
+export interface MemoryBackendOptions {
+  name?: string;
+  readOnly?: boolean;
+}
+
+/** A file held in memory. `bytes()` gives its current contents. */
+export class MemoryBackend implements IoBackend {
+  readonly name: string;
+  readonly capabilities: IoCapabilities;
+  private buf: Uint8Array;
+  private length: number;
+  private closed = false;
+
+  /** Wraps `initial` (kept, not copied: later writes modify it until the buffer must grow). */
+  constructor(initial: Uint8Array = new Uint8Array(0), options: MemoryBackendOptions = {}) {
+    this.buf = initial;
+    this.length = initial.length;
+    this.name = options.name ?? "memory";
+    this.capabilities = { writable: !options.readOnly, sparse: true };
+  }
+
+  /** The file's contents (a view; valid until the next write). */
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+
+  private check(): void {
+    if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
+  }
+
+  async read(offset: number, into: Uint8Array): Promise<number> {
+    this.check();
+    if (offset >= this.length) return 0;
+    const n = Math.min(into.length, this.length - offset);
+    into.set(this.buf.subarray(offset, offset + n));
+    return n;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.check();
+    if (!this.capabilities.writable) throw new ImageError("ERR_READ_ONLY", `${this.name} is read-only`);
+    const end = offset + data.length;
+    this.ensure(end);
+    // A gap left by an earlier shrink may hold stale bytes: it must read back as zeros.
+    if (offset > this.length) this.buf.fill(0, this.length, offset);
+    this.buf.set(data, offset);
+    if (end > this.length) this.length = end;
+  }
+
+  private ensure(end: number): void {
+    if (end <= this.buf.length) return;
+    let cap = Math.max(this.buf.length * 2, 4096);
+    while (cap < end) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  async flush(): Promise<void> {
+    this.check();
+  }
+
+  async size(): Promise<number> {
+    this.check();
+    return this.length;
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.check();
+    if (!this.capabilities.writable) throw new ImageError("ERR_READ_ONLY", `${this.name} is read-only`);
+    if (size > this.length) {
+      this.ensure(size);
+      this.buf.fill(0, this.length, size);
+    }
+    this.length = size;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

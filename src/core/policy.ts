@@ -15,7 +15,8 @@ import type { OpenFileRequest } from "../io/backend.js";
  */
 export type OpenPolicy = "deny" | "same-dir" | "any" | ((request: OpenFileRequest) => boolean);
 
-const PROTOCOL = /^[a-z][a-z0-9+.-]*:(?![\\/])/i;
+// Two or more letters before the colon: a one-letter prefix is a Windows drive (C:\\x).
+const PROTOCOL = /^[a-z][a-z0-9+.-]+:/i;
 
 /** Throws `ERR_OPEN_DENIED` when `policy` refuses `request`. */
 export function enforcePolicy(policy: OpenPolicy, request: OpenFileRequest): void {

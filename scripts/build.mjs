@@ -1,13 +1,39 @@
 #!/usr/bin/env node
-// Builds everything `npm install` must produce: TypeScript output and declarations in dist/.
+// Builds everything `npm install` (the `prepare` script) must produce, in order:
+//   1. the Wasm kernel, embedded as a TS module under src/kernel/generated/ (needs asc);
+//   2. dist/: tsc output and declarations for every entry (node, deno, browser, neutral, CLI);
+//   3. dist/vdisk.browser.js: one ESM file for browsers, dependencies and wasm included.
+// Running it twice gives the same dist/: it starts from an empty dist/ so no stale file survives.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const run = (cmd, args) => execFileSync(process.execPath, [join(root, "node_modules", ...cmd), ...args], { cwd: root, stdio: "inherit" });
+const dist = join(root, "dist");
 
+// Kernel first: tsc compiles the module it generates.
+const kernelScript = join(root, "scripts", "build-kernel.mjs");
+if (existsSync(kernelScript)) execFileSync(process.execPath, [kernelScript], { cwd: root, stdio: "inherit" });
+
+rmSync(dist, { recursive: true, force: true });
 run(["typescript", "bin", "tsc"], ["-p", "tsconfig.json"]);
-const cli = join(root, "dist", "cli", "main.js");
+
+// esbuild's install script may be skipped (npm 11); its JS API still finds the platform binary.
+const esbuild = await import("esbuild");
+await esbuild.build({
+  entryPoints: [join(root, "src", "browser.ts")],
+  outfile: join(dist, "vdisk.browser.js"),
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  conditions: ["browser"],
+  sourcemap: true,
+  legalComments: "eof",
+  logLevel: "warning",
+});
+
+const cli = join(dist, "cli", "main.js");
 if (existsSync(cli)) chmodSync(cli, 0o755);

@@ -154,6 +154,23 @@ export interface FormatInstance {
   discard?(offset: number, length: number): Promise<void>;
   /** Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile. */
   writeCompressed?(offset: number, data: Uint8Array): Promise<boolean>;
+  /**
+   * When true, a write into a range that reads as unallocated zeros (a `zero` mapping that is
+   * not `allocated`) allocates nothing if the whole widened allocation unit stays all zeros:
+   * the range already reads as the data written (GOW's zero-block rule).
+   */
+  readonly skipZeroAllocation?: boolean;
+  /**
+   * When true and the image is open writable, the engine copies data it read through to the
+   * backing image into this image (whole allocation units, via `allocate`), as qemu's
+   * copy-on-read. Set by drivers that offer copy-on-read as an open option.
+   */
+  readonly copyOnRead?: boolean;
+  /**
+   * Changes the virtual size to `newSize` bytes (the driver may round it up to its unit and
+   * reports the result in `size`). Absent when the format cannot resize.
+   */
+  resize?(newSize: number): Promise<void>;
   /** Makes metadata durable (and flushes the file). */
   flush(): Promise<void>;
   check?(repair?: RepairMode): Promise<CheckResult>;

@@ -103,12 +103,18 @@ export class ImageDevice implements BlockDevice {
 
   async readInto(offset: number, into: Uint8Array): Promise<void> {
     this.checkRange(offset, into.length, "read");
-    await this.readRange(offset, into);
+    await this.readRange(offset, into, this.copyOnRead);
   }
 
-  /** Reads guest bytes as the image currently maps them. */
-  private async readRange(offset: number, into: Uint8Array): Promise<void> {
+  /** Copy-on-read applies: the format asks for it, the image is writable and has a backing image. */
+  private get copyOnRead(): boolean {
+    return !!this.instance.copyOnRead && !this.readOnly && !!this.backing;
+  }
+
+  /** Reads guest bytes as the image currently maps them; `cor` copies backing ranges up afterwards. */
+  private async readRange(offset: number, into: Uint8Array, cor = false): Promise<void> {
     const pending: Promise<void>[] = [];
+    const copyUp: Array<[number, number]> = [];
     let pos = 0;
     while (pos < into.length) {
       const m = await this.mapping(offset + pos, into.length - pos);
@@ -128,6 +134,7 @@ export class ImageDevice implements BlockDevice {
           break;
         case "backing":
           pending.push(this.readBacking(guest, sub));
+          if (cor) copyUp.push([guest, len]);
           break;
         case "special":
           if (!this.instance.readSpecial) {
@@ -143,6 +150,38 @@ export class ImageDevice implements BlockDevice {
       if (pending.length >= this.maxParallel) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+    for (const [start, length] of copyUp) await this.copyUp(start, length);
+  }
+
+  /**
+   * Copy-on-read: writes what `[start, start+length)` reads from the backing image into this
+   * image. Runs under the allocation lock and re-checks the mapping there, so a range a guest
+   * write allocated meanwhile is never overwritten with older backing data.
+   */
+  private async copyUp(start: number, length: number): Promise<void> {
+    const end = start + length;
+    await this.allocLock.run(async () => {
+      let pos = start;
+      while (pos < end) {
+        const m = await this.mapping(pos, end - pos);
+        if (m.kind === "eof") break;
+        const len = Math.min(m.length, end - pos, ZERO_CHUNK);
+        if (m.kind === "backing") {
+          const buf = new Uint8Array(len);
+          await this.readBacking(pos, buf);
+          let done = 0;
+          while (done < len) done += await this.allocatingWrite(pos + done, buf.subarray(done));
+        }
+        pos += len;
+      }
+    });
+  }
+
+  /** Reads without range checks or copy-on-read (for the engine's own read-modify-write). */
+  private async readPlain(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    await this.readRange(offset, buf);
+    return buf;
   }
 
   /** Reads through to the backing image; past its end (or with none) the bytes are zeros. */
@@ -206,8 +245,20 @@ export class ImageDevice implements BlockDevice {
     const aStart = offset - (offset % unit);
     const aEnd = Math.min(this.size, Math.ceil(runEnd / unit) * unit);
     // Read what the widened head and tail hold now, before allocation changes the mapping.
-    const head = offset > aStart ? await this.read(aStart, offset - aStart) : undefined;
-    const tail = aEnd > runEnd ? await this.read(runEnd, aEnd - runEnd) : undefined;
+    const head = offset > aStart ? await this.readPlain(aStart, offset - aStart) : undefined;
+    const tail = aEnd > runEnd ? await this.readPlain(runEnd, aEnd - runEnd) : undefined;
+    if (inst.skipZeroAllocation && m.kind === "zero" && !m.allocated) {
+      // The unit reads as zeros and would still: nothing to allocate.
+      const n = runEnd - offset;
+      const k = this.kernel;
+      if (
+        k.findNonZero(data, 0, n) === n &&
+        (!head || k.findNonZero(head, 0, head.length) === head.length) &&
+        (!tail || k.findNonZero(tail, 0, tail.length) === tail.length)
+      ) {
+        return n;
+      }
+    }
     const alloc = await inst.allocate(aStart, aEnd - aStart);
     const got = alloc.mapping.length;
     if (!(got > 0) || got > aEnd - aStart || (aStart + got < aEnd && got % unit !== 0)) {
@@ -297,6 +348,22 @@ export class ImageDevice implements BlockDevice {
       if (!ok) await this.write(offset + pos, chunk);
       pos += len;
     }
+  }
+
+  /**
+   * Changes the virtual size (`qemu-img resize`). The format may round `newSize` up to its
+   * unit; `size` reports the result. Throws `ERR_UNSUPPORTED_FEATURE` when the format cannot.
+   */
+  async resize(newSize: number): Promise<void> {
+    this.checkWritable("resize");
+    if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
+    if (!Number.isSafeInteger(newSize) || newSize < 0) throw new RangeError(`Invalid image size ${newSize}`);
+    if (!this.instance.resize) {
+      throw new UnsupportedFeatureError(`This image format (${this.format}) does not support resizing`, {
+        format: this.format,
+      });
+    }
+    await this.allocLock.run(() => this.instance.resize!(newSize));
   }
 
   async flush(): Promise<void> {

@@ -1,0 +1,141 @@
+// The runtime scenario: the same code runs in Node, Deno and Chromium against whatever `vdisk`
+// resolves to there, and returns a plain JSON report that the tests compare with what qemu-img
+// said about the fixtures (test/fixtures/runtime-expected.json). Plain JS on purpose: Node 20
+// runs it without a TypeScript loader. Uses only what all three runtimes share (crypto.subtle).
+
+/** The fixtures, in the order the scenario reads them. */
+export const FIXTURES = ["pattern.raw", "pattern.qcow2"];
+
+/** Lowercase hex of `bytes`. */
+export function toHex(bytes) {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** SHA-256 of `bytes` as hex, with WebCrypto (Node ≥ 20, Deno, secure browser pages). */
+export async function sha256Hex(bytes) {
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+}
+
+/**
+ * The comparable part of an allocation map (`qemu-img map --output=json` or `extents()`):
+ * a data extent's `zero` is dropped (qemu-img derives it from holes of the host file, which a
+ * git checkout does not keep), then neighbours with the same flags and contiguous host offsets
+ * are merged, as qemu-img does.
+ */
+export function normalizeMap(extents) {
+  const out = [];
+  for (const e of extents) {
+    const cur = {
+      offset: e.offset,
+      length: e.length,
+      depth: e.depth,
+      present: !!e.present,
+      data: !!e.data,
+      zero: e.data ? false : !!e.zero,
+    };
+    if (e.data && typeof e.fileOffset === "number") cur.fileOffset = e.fileOffset;
+    const last = out[out.length - 1];
+    if (
+      last &&
+      last.offset + last.length === cur.offset &&
+      last.depth === cur.depth &&
+      last.present === cur.present &&
+      last.data === cur.data &&
+      last.zero === cur.zero &&
+      (last.fileOffset === undefined
+        ? cur.fileOffset === undefined
+        : cur.fileOffset === last.fileOffset + last.length)
+    ) {
+      last.length += cur.length;
+    } else {
+      out.push(cur);
+    }
+  }
+  return out;
+}
+
+async function collect(iterable) {
+  const all = [];
+  for await (const x of iterable) all.push(x);
+  return all;
+}
+
+/** Which `vdisk` entry was loaded, told by the backends it exports. */
+export function entryOf(vdisk) {
+  if ("DenoFileBackend" in vdisk) return "deno";
+  if ("NodeFileBackend" in vdisk) return "node";
+  if ("BlobBackend" in vdisk) return "browser";
+  return "neutral";
+}
+
+/** Format, size, whole-disk hash, sample bytes and normalized map of an open image. */
+export async function describeImage(img, samples) {
+  const whole = await img.read(0, img.size);
+  return {
+    format: img.format,
+    size: img.size,
+    sha256: await sha256Hex(whole),
+    samples: await Promise.all(samples.map(async (s) => toHex(await img.read(s.offset, s.length)))),
+    map: normalizeMap(await collect(img.extents())),
+  };
+}
+
+/**
+ * Opens every fixture read-only with `open(name)` and describes it. A fixture whose format this
+ * build has no driver for is reported as skipped, not failed.
+ */
+export async function readScenario(vdisk, open, expected) {
+  const drivers = vdisk.builtinDrivers.map((d) => d.name);
+  const images = {};
+  for (const name of FIXTURES) {
+    const format = expected.images[name].format;
+    if (!drivers.includes(format)) {
+      images[name] = { skipped: `this build has no ${format} driver` };
+      continue;
+    }
+    const img = await open(name);
+    try {
+      images[name] = await describeImage(img, expected.samples);
+    } finally {
+      await img.close();
+    }
+  }
+  return { entry: entryOf(vdisk), drivers, images };
+}
+
+/** qcow2 when this build has it, else raw: the format the write scenario creates. */
+export function writeFormatOf(vdisk) {
+  return vdisk.builtinDrivers.some((d) => d.name === "qcow2") ? "qcow2" : "raw";
+}
+
+/**
+ * Creates an image with `create(format, size)`, copies the raw fixture's disk into it in
+ * unaligned pieces (through `open("pattern.raw")`), closes it, reopens it with `reopen()` and
+ * describes it. The caller checks the hash against qemu's and may hand the file to qemu-img.
+ */
+export async function writeScenario(vdisk, open, create, reopen, expected) {
+  const format = writeFormatOf(vdisk);
+  const src = await open("pattern.raw");
+  let disk;
+  try {
+    disk = await src.read(0, src.size);
+  } finally {
+    await src.close();
+  }
+  const dst = await create(format, disk.length);
+  const cuts = [0, 100003, 131072, 655361, disk.length];
+  // Written out of order and concurrently: the engine must serialise allocations itself.
+  await Promise.all(
+    [3, 1, 0, 2].map((i) => dst.write(cuts[i], disk.subarray(cuts[i], cuts[i + 1]))),
+  );
+  await dst.flush();
+  await dst.close();
+  const img = await reopen(format);
+  try {
+    return { format, ...(await describeImage(img, expected.samples)) };
+  } finally {
+    await img.close();
+  }
+}

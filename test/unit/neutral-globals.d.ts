@@ -1,0 +1,57 @@
+// The host APIs that Node ≥ 20, Deno and browsers all provide, declared as narrowly as the
+// runtime-neutral code uses them (tsconfig.neutral.json has only the ES2022 library). Add a
+// member here only when every one of those runtimes has it: this list is the contract.
+export {};
+
+declare global {
+  /** Bytes or a view of them (DOM's BufferSource). */
+  type NeutralBufferSource = ArrayBuffer | ArrayBufferView;
+
+  /** WHATWG Encoding: UTF-8 encoding. */
+  class TextEncoder {
+    encode(input?: string): Uint8Array<ArrayBuffer>;
+  }
+
+  /** WHATWG Encoding: decoding of UTF-8, UTF-16LE/BE, latin1. */
+  class TextDecoder {
+    constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean });
+    decode(input?: NeutralBufferSource, options?: { stream?: boolean }): string;
+  }
+
+  /** Base64 to a binary string (HTML; Node ≥ 16, Deno). */
+  function atob(data: string): string;
+  /** A binary string to base64. */
+  function btoa(data: string): string;
+
+  /** WebCrypto, only the random source. */
+  var crypto: {
+    getRandomValues<T extends ArrayBufferView | null>(array: T): T;
+  };
+
+  /** The WebAssembly JS API, as far as the kernel loader uses it. */
+  namespace WebAssembly {
+    class Module {
+      constructor(bytes: NeutralBufferSource);
+    }
+    class Memory {
+      constructor(descriptor: { initial: number; maximum?: number; shared?: boolean });
+      readonly buffer: ArrayBuffer;
+      grow(delta: number): number;
+    }
+    class Instance {
+      constructor(module: Module, importObject?: Imports);
+      readonly exports: Exports;
+    }
+    type ImportValue = Memory | number | ((...args: never[]) => unknown);
+    type Imports = Record<string, Record<string, ImportValue>>;
+    type Exports = Record<string, unknown>;
+    interface WebAssemblyInstantiatedSource {
+      instance: Instance;
+      module: Module;
+    }
+    function compile(bytes: NeutralBufferSource): Promise<Module>;
+    function validate(bytes: NeutralBufferSource): boolean;
+    function instantiate(module: Module, importObject?: Imports): Promise<Instance>;
+    function instantiate(bytes: NeutralBufferSource, importObject?: Imports): Promise<WebAssemblyInstantiatedSource>;
+  }
+}

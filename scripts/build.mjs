@@ -10,15 +10,24 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const run = (cmd, args) => execFileSync(process.execPath, [join(root, "node_modules", ...cmd), ...args], { cwd: root, stdio: "inherit" });
 const dist = join(root, "dist");
+
+/** Runs a Node script; on failure its own output has said why, so exit without a stack trace. */
+function runNode(label, script, args = []) {
+  try {
+    execFileSync(process.execPath, [script, ...args], { cwd: root, stdio: "inherit" });
+  } catch (e) {
+    console.error(`build: ${label} failed${e.status ? ` (exit status ${e.status})` : `: ${e.message}`}`);
+    process.exit(e.status || 1);
+  }
+}
 
 // Kernel first: tsc compiles the module it generates.
 const kernelScript = join(root, "scripts", "build-kernel.mjs");
-if (existsSync(kernelScript)) execFileSync(process.execPath, [kernelScript], { cwd: root, stdio: "inherit" });
+if (existsSync(kernelScript)) runNode("kernel", kernelScript);
 
 rmSync(dist, { recursive: true, force: true });
-run(["typescript", "bin", "tsc"], ["-p", "tsconfig.json"]);
+runNode("tsc", join(root, "node_modules", "typescript", "bin", "tsc"), ["-p", "tsconfig.json"]);
 
 // esbuild's install script may be skipped (npm 11); its JS API still finds the platform binary.
 const esbuild = await import("esbuild");

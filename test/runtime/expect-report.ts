@@ -20,6 +20,8 @@ interface ImageReport {
 export interface RuntimeReport {
   entry: string;
   drivers: string[];
+  /** The kernel `loadKernel()` gave; absent in builds without the Wasm kernel. */
+  kernel?: string;
   images: Record<string, ImageReport>;
   written: ImageReport;
 }
@@ -40,6 +42,9 @@ export function expectImageMatchesQemu(label: string, name: keyof typeof expecte
  */
 export function expectReportMatchesQemu(label: string, report: RuntimeReport, entry: string): void {
   expect(report.entry, `${label}: the vdisk entry loaded`).toBe(entry);
+  // Every supported runtime has WebAssembly with SIMD: falling back to the TS twin here means
+  // the embedded module did not make it into this build or failed to load.
+  if (report.kernel !== undefined) expect(report.kernel, `${label}: the kernel loadKernel() chose`).toBe("wasm");
   for (const name of FIXTURES as (keyof typeof expected.images)[]) {
     const got = report.images[name];
     expect(got, `${label}: report of ${name}`).toBeDefined();

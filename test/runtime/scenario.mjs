@@ -88,6 +88,8 @@ export async function describeImage(img, samples) {
  */
 export async function readScenario(vdisk, open, expected) {
   const drivers = vdisk.builtinDrivers.map((d) => d.name);
+  // Which kernel this runtime ends up with: "wasm" unless the embedded module failed to load.
+  const kernel = typeof vdisk.loadKernel === "function" ? (await vdisk.loadKernel()).kind : undefined;
   const images = {};
   for (const name of FIXTURES) {
     const format = expected.images[name].format;
@@ -102,7 +104,7 @@ export async function readScenario(vdisk, open, expected) {
       await img.close();
     }
   }
-  return { entry: entryOf(vdisk), drivers, images };
+  return { entry: entryOf(vdisk), drivers, kernel, images };
 }
 
 /** qcow2 when this build has it, else raw: the format the write scenario creates. */

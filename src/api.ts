@@ -31,4 +31,4 @@ export {
   type CreateImageOptions,
 } from "./core/open.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
-export { getKernel, setKernel, tsKernel, type Kernel } from "./kernel/index.js";
+export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";

@@ -6,7 +6,7 @@
 import { ImageError, LimitExceededError, isImageError } from "../errors.js";
 import type { FileOpener, IoBackend, OpenFileRequest } from "../io/backend.js";
 import { readZeroPadded } from "../io/helpers.js";
-import { getKernel } from "../kernel/index.js";
+import { loadKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { builtinDrivers, findDriver } from "../formats/registry.js";
 import type { BlockDevice } from "./block-device.js";
@@ -120,7 +120,7 @@ export async function openImageOn(io: IoBackend, options: OpenImageOptions = {})
 
 async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number, seen: Set<string>): Promise<ImageDevice> {
   const drivers = driversOf(options);
-  const kernel = options.kernel ?? getKernel();
+  const kernel = options.kernel ?? (await loadKernel());
   const readOnly = !!options.readOnly || !io.capabilities.writable;
   const warn = options.warn ?? (() => {});
   const opener = policedOpener(options);
@@ -195,7 +195,7 @@ async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number
  */
 export async function createImageOn(io: IoBackend, options: CreateImageOptions): Promise<ImageDevice> {
   const drivers = driversOf(options);
-  const kernel = options.kernel ?? getKernel();
+  const kernel = options.kernel ?? (await loadKernel());
   const warn = options.warn ?? (() => {});
   const driver = requireDriver(options.format, drivers);
   const opener = policedOpener(options);

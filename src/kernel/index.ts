@@ -1,22 +1,46 @@
 /**
- * Chooses the kernel: the Wasm one when WebAssembly is available, else the TS twin.
+ * Chooses the kernel: the Wasm one once loaded, else the TS twin.
  * @module
  */
 import type { Kernel } from "./kernel.js";
 import { tsKernel } from "./ts-kernel.js";
+import { instantiateWasmKernel } from "./wasm-kernel.js";
 
-let active: Kernel | undefined;
+let chosen: Kernel | undefined;
+let loaded: Kernel | undefined;
+let loading: Promise<Kernel> | undefined;
 
-/** The process-wide kernel. Loads the Wasm kernel on first use (compiled once). */
-export function getKernel(): Kernel {
-  if (!active) active = tsKernel;
-  return active;
+/**
+ * The process-wide kernel, loading it on first call: the Wasm kernel, or the TS twin when
+ * WebAssembly (with SIMD) is unavailable or fails to instantiate. The result is cached; later
+ * calls return the same kernel and ignore `module`. `module` is a precompiled kernel module (from
+ * `compileKernelModule`, possibly in another worker) used instead of compiling the embedded bytes.
+ * A kernel set with {@link setKernel} takes precedence.
+ */
+export function loadKernel(module?: WebAssembly.Module): Promise<Kernel> {
+  if (chosen) return Promise.resolve(chosen);
+  loading ??= (typeof WebAssembly === "object" ? instantiateWasmKernel(module) : Promise.reject(new Error("no WebAssembly")))
+    .then((k: Kernel) => k, () => tsKernel)
+    .then((k) => (loaded = k));
+  return loading;
 }
 
-/** Replaces the process-wide kernel (tests, callers with a precompiled module). */
-export function setKernel(kernel: Kernel): void {
-  active = kernel;
+/**
+ * The process-wide kernel, synchronously: the one set by {@link setKernel}, else the Wasm kernel
+ * once {@link loadKernel} has finished, else the TS twin. Never starts loading.
+ */
+export function getKernel(): Kernel {
+  return chosen ?? loaded ?? tsKernel;
+}
+
+/**
+ * Replaces the process-wide kernel for {@link getKernel} and {@link loadKernel} (tests, callers
+ * forcing the TS twin); `undefined` restores the default choice.
+ */
+export function setKernel(kernel: Kernel | undefined): void {
+  chosen = kernel;
 }
 
 export type { Kernel } from "./kernel.js";
 export { tsKernel } from "./ts-kernel.js";
+export { compileKernelModule, instantiateWasmKernel, kernelWasmBytes, type WasmKernel } from "./wasm-kernel.js";

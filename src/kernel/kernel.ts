@@ -9,6 +9,10 @@
  * The kernel contract. Buffers may be any `Uint8Array`; the Wasm kernel scans buffers that are
  * views of its own memory in place (see {@link Kernel.allocBuffer}) and uses the TS twin for
  * others, because copying into Wasm memory costs more than the scan itself.
+ *
+ * Positions are integers. A non-empty range that does not lie inside the buffer (or bitmap, or
+ * table) is a `RangeError` in both kernels, so the Wasm kernel never reads memory outside the
+ * caller's view; an empty range (`from >= to`) is never an error.
  */
 export interface Kernel {
   /** `wasm` or `ts`. */
@@ -35,7 +39,8 @@ export interface Kernel {
    * extended L2). With `cls = v & classMask` and `off = v & offsetMask` (masks given as hi/lo
    * u32 halves), entry k continues the run when its `cls` equals the first entry's and, if the
    * first entry's `off` is non-zero, its `off` equals first `off + (k - first) * step`.
-   * Returns at least 1 when `first < end`, 0 otherwise.
+   * Offsets compare exactly, with u64 wrap-around. `stride` is an integer >= 8 and `step` an
+   * integer in [0, 2^53]. Returns at least 1 when `first < end`, 0 otherwise.
    */
   tableRunLength(
     table: Uint8Array,
@@ -52,9 +57,17 @@ export interface Kernel {
   crc32c(data: Uint8Array, crc?: number): number;
   /**
    * A buffer of `size` bytes the kernel can scan without copying (a view of Wasm memory for
-   * the Wasm kernel). It stays valid until {@link Kernel.freeBuffer}; it is not zeroed.
+   * the Wasm kernel, which never grows its memory, so the view is never detached). It stays
+   * valid until {@link Kernel.freeBuffer}; it is not zeroed. When the Wasm arena is full the
+   * result is a plain zeroed `Uint8Array`, which works everywhere but is scanned by the TS twin.
+   * `size` must be a non-negative integer (else `RangeError`).
    */
   allocBuffer(size: number): Uint8Array;
-  /** Returns a buffer from {@link Kernel.allocBuffer}. */
+  /**
+   * Returns a buffer from {@link Kernel.allocBuffer} (pass the buffer itself, or a view that
+   * starts at its first byte); the buffer must not be used afterwards. Plain buffers are ignored.
+   * Throws `RangeError` for a view of kernel memory that does not start a live allocation
+   * (double free).
+   */
   freeBuffer(buf: Uint8Array): void;
 }

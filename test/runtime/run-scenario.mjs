@@ -15,7 +15,8 @@ const readText = isDeno
   : async (p) => (await import("node:fs/promises")).readFile(p, "utf8");
 const expected = JSON.parse(await readText(`${fixtures}/runtime-expected.json`));
 
-const open = (name) => vdisk.openImage(`${fixtures}/${name}`, { readOnly: true });
+// "same-dir": the overlay fixture names its backing file "pattern.raw", beside it.
+const open = (name) => vdisk.openImage(`${fixtures}/${name}`, { readOnly: true, backing: "same-dir" });
 const made = (format) => `${scratch}/written.${format}`;
 const report = {
   runtime: isDeno ? "deno" : "node",

@@ -21,7 +21,8 @@ async function fixtureFiles(): Promise<Record<string, File>> {
 
 async function runScenario(vdisk: Vdisk): Promise<RuntimeReport> {
   const files = await fixtureFiles();
-  const open = (name: string) => vdisk.openImage(files[name]!);
+  // The overlay's backing file is found among the page's Files by name.
+  const open = (name: string) => vdisk.openImage(files[name]!, { backing: "same-dir", files: Object.values(files) });
   let mem = new vdisk.MemoryBackend();
   const report = (await readScenario(vdisk, open, expected)) as Omit<RuntimeReport, "written">;
   const written = await writeScenario(

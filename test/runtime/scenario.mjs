@@ -3,8 +3,8 @@
 // said about the fixtures (test/fixtures/runtime-expected.json). Plain JS on purpose: Node 20
 // runs it without a TypeScript loader. Uses only what all three runtimes share (crypto.subtle).
 
-/** The fixtures, in the order the scenario reads them. */
-export const FIXTURES = ["pattern.raw", "pattern.qcow2"];
+/** The fixtures, in the order the scenario reads them. overlay.qcow2 has pattern.raw as backing file. */
+export const FIXTURES = ["pattern.raw", "pattern.qcow2", "overlay.qcow2"];
 
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes) {
@@ -83,8 +83,9 @@ export async function describeImage(img, samples) {
 }
 
 /**
- * Opens every fixture read-only with `open(name)` and describes it. A fixture whose format this
- * build has no driver for is reported as skipped, not failed.
+ * Opens every fixture read-only with `open(name)` (which must allow the overlay's backing file)
+ * and describes it. A fixture whose format this build has no driver for is reported as skipped,
+ * not failed.
  */
 export async function readScenario(vdisk, open, expected) {
   const drivers = vdisk.builtinDrivers.map((d) => d.name);

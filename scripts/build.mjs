@@ -39,6 +39,9 @@ await esbuild.build({
   platform: "browser",
   target: "es2022",
   conditions: ["browser"],
+  // Served as is to pages: small, but class and function names kept for errors and stacks.
+  minify: true,
+  keepNames: true,
   sourcemap: true,
   legalComments: "eof",
   logLevel: "warning",

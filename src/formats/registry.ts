@@ -3,10 +3,11 @@
  * @module
  */
 import type { FormatDriver } from "../core/format.js";
+import { qcow2Driver } from "./qcow2/driver.js";
 import { rawDriver } from "./raw/driver.js";
 
 /** Every built-in driver. Raw is last: it is the fallback of probing. */
-export const builtinDrivers: FormatDriver[] = [rawDriver];
+export const builtinDrivers: FormatDriver[] = [qcow2Driver, rawDriver];
 
 /** Finds a driver by name or alias; `undefined` when unknown. */
 export function findDriver(name: string, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver | undefined {

@@ -1,0 +1,84 @@
+/**
+ * Compressed clusters: raw deflate (compression_type zlib) through `fflate`, zstd decoding
+ * through `fzstd`. A compressed stream is followed by unrelated bytes (the rest of its last
+ * sector, the next stream), so decoding stops once a whole cluster has been produced.
+ * @module
+ */
+import { deflateSync, inflateSync } from "fflate";
+import { decompress as zstdDecompress } from "fzstd";
+import { QCOW2_COMPRESSION_ZLIB, QCOW2_COMPRESSION_ZSTD } from "./layout.js";
+
+/** An optional zstd encoder a caller can install (none ships with vdisk; see the README). */
+export type Qcow2ZstdEncoder = (data: Uint8Array) => Uint8Array;
+
+let zstdEncoder: Qcow2ZstdEncoder | undefined;
+
+/** Installs (or removes) the zstd encoder used for compressed writes to zstd images. */
+export function setQcow2ZstdEncoder(encoder: Qcow2ZstdEncoder | undefined): void {
+  zstdEncoder = encoder;
+}
+
+/**
+ * Length of the zstd frame at the start of `src` (walking the frame header and block headers),
+ * or -1 when it is not a complete frame.
+ */
+export function zstdFrameLength(src: Uint8Array): number {
+  if (src.length < 6) return -1;
+  const magic = src[0] | (src[1] << 8) | (src[2] << 16) | (src[3] << 24);
+  if (magic >>> 0 !== 0xfd2fb528) return -1;
+  const fhd = src[4];
+  const fcsFlag = fhd >>> 6;
+  const single = (fhd >>> 5) & 1;
+  const checksum = (fhd >>> 2) & 1;
+  const didFlag = fhd & 3;
+  let pos = 5 + (single ? 0 : 1) + [0, 1, 2, 4][didFlag] + [single ? 1 : 0, 2, 4, 8][fcsFlag];
+  for (;;) {
+    if (pos + 3 > src.length) return -1;
+    const bh = src[pos] | (src[pos + 1] << 8) | (src[pos + 2] << 16);
+    const last = bh & 1;
+    const type = (bh >>> 1) & 3;
+    const size = bh >>> 3;
+    if (type === 3) return -1;
+    pos += 3 + (type === 1 ? 1 : size);
+    if (last) break;
+  }
+  pos += checksum ? 4 : 0;
+  return pos <= src.length ? pos : -1;
+}
+
+/**
+ * Decodes one compressed cluster from `src` into all of `out`. Returns false when the stream is
+ * invalid or produces fewer bytes than `out` holds.
+ */
+export function qcow2Decompress(type: number, src: Uint8Array, out: Uint8Array): boolean {
+  try {
+    if (type === QCOW2_COMPRESSION_ZLIB) {
+      const got = inflateSync(src, { out });
+      if (got.length < out.length) return false;
+      if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got.subarray(0, out.length));
+      return true;
+    }
+    if (type === QCOW2_COMPRESSION_ZSTD) {
+      const n = zstdFrameLength(src);
+      if (n < 0) return false;
+      // Decoding into `out` bounds the output by the cluster, whatever the frame header claims.
+      const got = zstdDecompress(src.subarray(0, n), out);
+      if (got.length < out.length) return false;
+      if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got.subarray(0, out.length));
+      return true;
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+/**
+ * Compresses one cluster. Returns `undefined` when no encoder exists for `type` (zstd without
+ * an installed encoder), so the caller stores the cluster uncompressed.
+ */
+export function qcow2Compress(type: number, data: Uint8Array): Uint8Array | undefined {
+  if (type === QCOW2_COMPRESSION_ZLIB) return deflateSync(data, { level: 6 });
+  if (type === QCOW2_COMPRESSION_ZSTD && zstdEncoder) return zstdEncoder(data);
+  return undefined;
+}

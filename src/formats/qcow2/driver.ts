@@ -1,0 +1,187 @@
+/**
+ * The qcow2 format driver: probe by magic, open (header checks, feature bits, dirty-image
+ * repair), create (with metadata preallocation).
+ * @module
+ */
+import type { CreateContext, FormatDriver, FormatInstance, OpenContext, ProbeInput } from "../../core/format.js";
+import { CorruptImageError } from "../../errors.js";
+import { readQcow2Bitmaps, type Qcow2Bitmap } from "./bitmaps.js";
+import { checkQcow2 } from "./check.js";
+import { Qcow2ClusterMap } from "./cluster-map.js";
+import { QCOW2_CREATE_OPTIONS, createQcow2, qcow2CreateParams } from "./create.js";
+import { qcow2Unsupported } from "./errors.js";
+import { QCOW2_HDR_OFFSET, qcow2U64Bytes, readQcow2Header } from "./header.js";
+import { Qcow2Instance } from "./instance.js";
+import {
+  QCOW2_AUTOCLEAR_BITMAPS,
+  QCOW2_INCOMPAT_CORRUPT,
+  QCOW2_INCOMPAT_DATA_FILE,
+  QCOW2_INCOMPAT_DIRTY,
+  QCOW2_MAGIC,
+  QCOW2_OFLAG_COPIED_HI,
+  qcow2OffsetHi,
+  qcow2OffsetLo,
+} from "./layout.js";
+import { Qcow2Refcounts } from "./refcounts.js";
+import { readQcow2Snapshots, type Qcow2Snapshot } from "./snapshots.js";
+
+/**
+ * Opens a qcow2 image. Driver option `repair=on` allows a writable open of an image marked
+ * corrupt, for `check -r` only.
+ */
+async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
+  const file = ctx.file;
+  const fileSize = await file.size();
+  const header = await readQcow2Header(file, fileSize);
+  if (header.incompatibleFeatures & QCOW2_INCOMPAT_DATA_FILE) {
+    throw qcow2Unsupported("external data files (incompatible feature bit 2) are not supported yet");
+  }
+  const readOnly = ctx.readOnly;
+  const corrupt = (header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
+  const repair = ctx.options.repair === "on";
+  if (corrupt && !readOnly && !repair) {
+    throw new CorruptImageError(
+      "Cannot open qcow2 image for writing: it is marked corrupt (open it read-only, or repair it with check -r all)",
+      { format: "qcow2", structure: "header" },
+    );
+  }
+  let snapshots: Qcow2Snapshot[] = [];
+  let snapshotTableBytes = 0;
+  if (header.nbSnapshots > 0) {
+    const t = await readQcow2Snapshots(file, header.snapshotsOffset, header.nbSnapshots, header.clusterSize, fileSize);
+    snapshots = t.snapshots;
+    snapshotTableBytes = t.byteSize;
+  }
+  let bitmaps: Qcow2Bitmap[] = [];
+  if (header.bitmaps && header.autoclearFeatures & QCOW2_AUTOCLEAR_BITMAPS) {
+    bitmaps = await readQcow2Bitmaps(file, header.bitmaps, header.clusterSize, fileSize);
+  } else if (header.bitmaps) {
+    ctx.warn("qcow2 bitmaps extension is marked inconsistent (autoclear bit clear); ignoring the bitmaps");
+  }
+
+  let inst: Qcow2Instance | undefined;
+  const beforeWrite = () => inst!.beforeWrite();
+  const refcounts = await Qcow2Refcounts.open({
+    file,
+    clusterBits: header.clusterBits,
+    refcountOrder: header.refcountOrder,
+    table: { offset: header.refcountTableOffset, clusters: header.refcountTableClusters },
+    fileSize,
+    beforeWrite,
+    async writeTableLocation(loc) {
+      const b = new Uint8Array(12);
+      const dv = new DataView(b.buffer);
+      dv.setUint32(0, Math.floor(loc.offset / 4294967296));
+      dv.setUint32(4, loc.offset % 4294967296);
+      dv.setUint32(8, loc.clusters);
+      await file.write(QCOW2_HDR_OFFSET.refcountTableOffset, b);
+      header.refcountTableOffset = loc.offset;
+      header.refcountTableClusters = loc.clusters;
+    },
+  });
+  const map = await Qcow2ClusterMap.open({
+    file,
+    clusterBits: header.clusterBits,
+    extendedL2: (header.incompatibleFeatures & 0x10n) !== 0n,
+    l1TableOffset: header.l1TableOffset,
+    l1Size: header.l1Size,
+    refcounts: readOnly ? undefined : refcounts,
+    beforeWrite,
+  });
+  inst = new Qcow2Instance({
+    file,
+    readOnly,
+    header,
+    map,
+    refcounts,
+    snapshots,
+    snapshotTableBytes,
+    bitmaps,
+    kernel: ctx.kernel,
+    repairOnly: corrupt && repair,
+    check: checkQcow2,
+  });
+  if (!readOnly) {
+    // vdisk maintains no autoclear feature: clear them all before the first write (spec).
+    if (header.version >= 3 && header.autoclearFeatures !== 0n) {
+      header.autoclearFeatures = 0n;
+      await file.write(QCOW2_HDR_OFFSET.autoclearFeatures, qcow2U64Bytes(0n));
+      await file.flush();
+    }
+    if (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) {
+      ctx.warn("qcow2 image was not closed cleanly (dirty bit set); rebuilding refcounts");
+      const r = await inst.check("all");
+      if (r.corruptions > 0 || r.checkErrors > 0) {
+        throw new CorruptImageError(`Cannot open qcow2 image: repairing the dirty image left ${r.corruptions} corruptions`, {
+          format: "qcow2",
+        });
+      }
+    }
+  }
+  return inst;
+}
+
+/** Writes L2 tables and data clusters for the whole disk (preallocation=metadata). */
+async function preallocateMetadata(inst: Qcow2Instance): Promise<void> {
+  const cs = inst.clusterSize;
+  const map = inst.map;
+  const total = Math.ceil(inst.size / cs);
+  let lastEnd = 0;
+  for (let l1i = 0; l1i * map.l2Entries < total; l1i++) {
+    const l2 = await map.writableL2(l1i);
+    try {
+      const n = Math.min(map.l2Entries, total - l1i * map.l2Entries);
+      const host = await inst.allocator.clusters(n);
+      for (let k = 0; k < n; k++) {
+        const h = host + k * cs;
+        map.setEntry(l2.table, k, {
+          hi: (QCOW2_OFLAG_COPIED_HI | qcow2OffsetHi(h)) >>> 0,
+          lo: qcow2OffsetLo(h),
+          bmHi: 0,
+          bmLo: inst.extendedL2 ? 0xffffffff : 0,
+        });
+      }
+      await map.writeEntries(l2, 0, n);
+      lastEnd = host + n * cs;
+    } finally {
+      l2.release();
+    }
+  }
+  // The data clusters read as zeros from the sparse tail.
+  if ((await inst.file.size()) < lastEnd) await inst.file.truncate(lastEnd);
+}
+
+/** The qcow2 driver. */
+export const qcow2Driver: FormatDriver = {
+  name: "qcow2",
+  createOptions: QCOW2_CREATE_OPTIONS,
+  supportsBacking: true,
+  probe(input: ProbeInput): number {
+    const h = input.head;
+    if (h.length < 8) return 0;
+    const magic = ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0;
+    if (magic !== QCOW2_MAGIC) return 0;
+    const version = ((h[4] << 24) | (h[5] << 16) | (h[6] << 8) | h[7]) >>> 0;
+    return version >= 2 ? 100 : 0;
+  },
+  open(ctx: OpenContext): Promise<FormatInstance> {
+    return openQcow2(ctx);
+  },
+  async create(ctx: CreateContext): Promise<void> {
+    const p = qcow2CreateParams(ctx.options);
+    await createQcow2(ctx, p);
+    if (p.preallocation === "metadata") {
+      const inst = await openQcow2({
+        file: ctx.file,
+        readOnly: false,
+        explicitFormat: true,
+        options: {},
+        openFile: ctx.openFile,
+        kernel: ctx.kernel,
+        warn: ctx.warn,
+      });
+      await preallocateMetadata(inst);
+      await inst.flush();
+    }
+  },
+};

@@ -1,0 +1,736 @@
+/**
+ * An open qcow2 image: address translation (getMapping), allocation with copy-on-write,
+ * zero/discard, compressed clusters, feature-bit bookkeeping (dirty, corrupt, autoclear).
+ * @module
+ */
+import type { CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
+import type { Allocation, DataMapping, Mapping, SpecialMapping } from "../../core/mapping.js";
+import { CorruptImageError, ImageError, isImageError } from "../../errors.js";
+import type { IoBackend } from "../../io/backend.js";
+import { readZeroPadded } from "../../io/helpers.js";
+import type { Kernel } from "../../kernel/kernel.js";
+import { Qcow2Allocator } from "./allocator.js";
+import { qcow2BitmapFlagNames, type Qcow2Bitmap } from "./bitmaps.js";
+import type { Qcow2ClusterMap, Qcow2L2Entry, Qcow2WritableL2 } from "./cluster-map.js";
+import { qcow2Compress, qcow2Decompress } from "./compression.js";
+import { hex, qcow2CorruptIo } from "./errors.js";
+import { QCOW2_HDR_OFFSET, qcow2U64Bytes, type Qcow2Header } from "./header.js";
+import {
+  QCOW2_COMPAT_LAZY_REFCOUNTS,
+  QCOW2_COMPRESSION_ZSTD,
+  QCOW2_EXTL2_ALL_ALLOC,
+  QCOW2_INCOMPAT_CORRUPT,
+  QCOW2_INCOMPAT_DIRTY,
+  QCOW2_INCOMPAT_EXTL2,
+  QCOW2_L2_RESERVED_HI,
+  QCOW2_L2_RESERVED_LO,
+  QCOW2_OFLAG_COMPRESSED_HI,
+  QCOW2_OFLAG_COPIED_HI,
+  QCOW2_OFLAG_ZERO_LO,
+  QCOW2_SUBCLUSTERS,
+  qcow2CompressedOffsetLimit,
+  qcow2DecodeCompressed,
+  qcow2EncodeCompressed,
+  qcow2EntryOffset,
+  qcow2OffsetHi,
+  qcow2OffsetLo,
+} from "./layout.js";
+import type { Qcow2Refcounts } from "./refcounts.js";
+import type { Qcow2Snapshot } from "./snapshots.js";
+
+/** What {@link Qcow2Instance} is built from (see `driver.ts`). */
+export interface Qcow2InstanceParts {
+  file: IoBackend;
+  readOnly: boolean;
+  header: Qcow2Header;
+  map: Qcow2ClusterMap;
+  refcounts: Qcow2Refcounts;
+  snapshots: Qcow2Snapshot[];
+  snapshotTableBytes: number;
+  bitmaps: Qcow2Bitmap[];
+  kernel: Kernel;
+  /** The image may only be repaired (opened writable with the corrupt bit set). */
+  repairOnly: boolean;
+  check(inst: Qcow2Instance, repair?: RepairMode): Promise<CheckResult>;
+}
+
+/** Token of a compressed mapping. */
+interface CompressedToken {
+  hostOffset: number;
+  hostLength: number;
+  /** Guest offset of the cluster's first byte. */
+  guestStart: number;
+}
+
+const ALL = QCOW2_EXTL2_ALL_ALLOC;
+
+/** Bits `[from, to)` of a 32-bit mask. */
+function bitRange(from: number, to: number): number {
+  if (to <= from) return 0;
+  const hi = to >= 32 ? 0xffffffff : ((1 << to) - 1) >>> 0;
+  const lo = from >= 32 ? 0xffffffff : ((1 << from) - 1) >>> 0;
+  return (hi & ~lo) >>> 0;
+}
+
+/** One open qcow2 image. */
+export class Qcow2Instance implements FormatInstance {
+  readonly format = "qcow2";
+  readonly size: number;
+  readonly allocationUnit: number;
+  readonly backing?: { name: string; format?: string };
+  readonly file: IoBackend;
+  readonly header: Qcow2Header;
+  readonly map: Qcow2ClusterMap;
+  readonly refcounts: Qcow2Refcounts;
+  readonly snapshots: Qcow2Snapshot[];
+  readonly snapshotTableBytes: number;
+  readonly bitmaps: Qcow2Bitmap[];
+  readonly clusterSize: number;
+  readonly clusterBits: number;
+  readonly extendedL2: boolean;
+  readonly subclusterSize: number;
+  readonly kernel: Kernel;
+  readonly readOnly: boolean;
+  readonly allocator: Qcow2Allocator;
+  /** Writes refused: the image is (or was found) corrupt. */
+  corrupt: boolean;
+  private repairOnly: boolean;
+  private dirtyByUs = false;
+  private lastCompressed?: { key: number; data: Promise<Uint8Array> };
+  private readonly checkImpl: Qcow2InstanceParts["check"];
+
+  constructor(p: Qcow2InstanceParts) {
+    this.file = p.file;
+    this.header = p.header;
+    this.map = p.map;
+    this.refcounts = p.refcounts;
+    this.snapshots = p.snapshots;
+    this.snapshotTableBytes = p.snapshotTableBytes;
+    this.bitmaps = p.bitmaps;
+    this.kernel = p.kernel;
+    this.readOnly = p.readOnly;
+    this.repairOnly = p.repairOnly;
+    this.checkImpl = p.check;
+    this.size = p.header.size;
+    this.clusterSize = p.header.clusterSize;
+    this.clusterBits = p.header.clusterBits;
+    this.extendedL2 = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_EXTL2) !== 0n;
+    this.subclusterSize = this.extendedL2 ? this.clusterSize / QCOW2_SUBCLUSTERS : this.clusterSize;
+    this.allocationUnit = this.subclusterSize;
+    this.corrupt = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
+    this.allocator = new Qcow2Allocator(p.refcounts, p.header.clusterBits);
+    if (p.header.backingFile !== undefined) {
+      this.backing = { name: p.header.backingFile, format: p.header.backingFormat };
+    }
+  }
+
+  get lazyRefcounts(): boolean {
+    return (this.header.compatibleFeatures & QCOW2_COMPAT_LAZY_REFCOUNTS) !== 0n;
+  }
+
+  // ---------------------------------------------------------------- header bits
+
+  /** Writes the incompatible feature field from the in-memory header. */
+  async writeIncompatible(): Promise<void> {
+    if (this.header.version < 3) return;
+    await this.file.write(QCOW2_HDR_OFFSET.incompatibleFeatures, qcow2U64Bytes(this.header.incompatibleFeatures));
+  }
+
+  /** Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. */
+  readonly beforeWrite = async (): Promise<void> => {
+    this.assertWritable();
+    if (this.lazyRefcounts && !this.dirtyByUs && this.header.version >= 3) {
+      this.dirtyByUs = true;
+      this.header.incompatibleFeatures |= QCOW2_INCOMPAT_DIRTY;
+      await this.writeIncompatible();
+      await this.file.flush();
+    }
+  };
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot write qcow2 image: it is open read-only", { format: "qcow2" });
+    if (this.corrupt && !this.inRepair) {
+      throw new CorruptImageError("Cannot write qcow2 image: it is marked corrupt (repair it with check -r all)", {
+        format: "qcow2",
+        structure: "header",
+      });
+    }
+  }
+
+  /** True while check(repair) runs on an image that may otherwise not be written. */
+  inRepair = false;
+
+  /** Marks the image corrupt after a corruption found while writing, and refuses further writes. */
+  private async onWriteError(e: unknown): Promise<void> {
+    if (!isImageError(e) || e.code !== "ERR_CORRUPT_IMAGE" || this.readOnly || this.corrupt) return;
+    this.corrupt = true;
+    if (this.header.version >= 3) {
+      this.header.incompatibleFeatures |= QCOW2_INCOMPAT_CORRUPT;
+      await this.writeIncompatible().catch(() => {});
+    }
+  }
+
+  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
+    this.assertWritable();
+    if (this.repairOnly && !this.inRepair) {
+      throw new CorruptImageError("Cannot write qcow2 image: it was opened for repair only", { format: "qcow2" });
+    }
+    try {
+      return await fn();
+    } catch (e) {
+      await this.onWriteError(e);
+      throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  async getMapping(offset: number, length: number): Promise<Mapping> {
+    if (offset >= this.size) return { kind: "eof", length: 0 };
+    const cs = this.clusterSize;
+    const map = this.map;
+    const ci = Math.floor(offset / cs);
+    const l1i = Math.floor(ci / map.l2Entries);
+    const l2i = ci - l1i * map.l2Entries;
+    const inCl = offset - ci * cs;
+    const tableEnd = (l1i + 1) * map.l2Entries * cs;
+    const max = Math.min(length, this.size - offset, tableEnd - offset);
+    const l2off = map.l2Offset(l1i);
+    if (l2off === 0) return { kind: "backing", length: max };
+    const table = await map.l2Table(l2off);
+    return this.extendedL2
+      ? this.mapExtended(table, l2i, inCl, max, offset, l2off)
+      : this.mapStandard(table, l2i, inCl, max, offset, l2off);
+  }
+
+  private special(e: Qcow2L2Entry, guestStart: number, inCl: number, max: number): SpecialMapping {
+    const d = qcow2DecodeCompressed(e.hi, e.lo, this.clusterBits);
+    const token: CompressedToken = { hostOffset: d.hostOffset, hostLength: d.hostLength, guestStart };
+    return { kind: "special", what: "compressed", length: Math.min(max, this.clusterSize - inCl), fileOffset: d.hostOffset, token };
+  }
+
+  private corruptEntry(l2off: number, l2i: number, what: string): CorruptImageError {
+    return qcow2CorruptIo("read", `L2 entry ${l2i} of the table at ${hex(l2off)} ${what}`, "L2 table", l2off + l2i * this.map.entryBytes);
+  }
+
+  private mapStandard(table: Uint8Array, l2i: number, inCl: number, max: number, offset: number, l2off: number): Mapping {
+    const cs = this.clusterSize;
+    const e = this.map.entry(table, l2i);
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max);
+    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & QCOW2_L2_RESERVED_LO) !== 0) {
+      throw this.corruptEntry(l2off, l2i, "has reserved bits set");
+    }
+    const want = Math.min(this.map.l2Entries - l2i, Math.ceil((inCl + max) / cs));
+    const run = this.kernel.tableRunLength(table, l2i, l2i + want, 8, 0xff000000, 0x1ff, 0x00ffffff, 0xfffffe00, cs);
+    const len = Math.min(max, run * cs - inCl);
+    const off = qcow2EntryOffset(e.hi, e.lo);
+    if (e.lo & QCOW2_OFLAG_ZERO_LO) {
+      if (this.header.version < 3) throw this.corruptEntry(l2off, l2i, "has the zero flag in a version 2 image");
+      return { kind: "zero", length: len, allocated: true };
+    }
+    if (off === 0) return { kind: "backing", length: len };
+    if (off % cs !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
+    const shared = (e.hi & QCOW2_OFLAG_COPIED_HI) === 0 || this.overlapsMetadata(off, len + inCl);
+    return { kind: "data", length: len, file: this.file, fileOffset: off + inCl, shared };
+  }
+
+  private mapExtended(table: Uint8Array, l2i: number, inCl: number, max: number, offset: number, l2off: number): Mapping {
+    const cs = this.clusterSize;
+    const sc = this.subclusterSize;
+    const map = this.map;
+    const e = map.entry(table, l2i);
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max);
+    this.validateExtended(e, l2off, l2i);
+    const off = qcow2EntryOffset(e.hi, e.lo);
+    const kindOf = (j: number): number => ((e.bmLo >>> j) & 1 ? 0 : (e.bmHi >>> j) & 1 ? 1 : 2); // 0 data, 1 zero, 2 backing
+    const first = Math.floor(inCl / sc);
+    const k = kindOf(first);
+    let j = first + 1;
+    while (j < QCOW2_SUBCLUSTERS && kindOf(j) === k) j++;
+    let len = j * sc - inCl;
+    if (j === QCOW2_SUBCLUSTERS) {
+      let next = l2i + 1;
+      let expected = off + cs;
+      while (len < max && next < map.l2Entries) {
+        const n = map.entry(table, next);
+        if (n.hi & QCOW2_OFLAG_COMPRESSED_HI) break;
+        if ((n.hi & QCOW2_L2_RESERVED_HI) !== 0 || (n.lo & 0x1ff) !== 0) break;
+        if (k === 0) {
+          if (qcow2EntryOffset(n.hi, n.lo) !== expected || (n.hi & QCOW2_OFLAG_COPIED_HI) !== (e.hi & QCOW2_OFLAG_COPIED_HI)) break;
+          if (n.bmLo >>> 0 !== ALL || n.bmHi !== 0) break;
+          expected += cs;
+        } else if (k === 1) {
+          if (n.bmHi >>> 0 !== ALL || n.bmLo !== 0) break;
+        } else if (n.bmLo !== 0 || n.bmHi !== 0) {
+          break;
+        }
+        len += cs;
+        next++;
+      }
+    }
+    len = Math.min(len, max);
+    if (k === 1) return { kind: "zero", length: len, allocated: true };
+    if (k === 2) return { kind: "backing", length: len };
+    const shared = (e.hi & QCOW2_OFLAG_COPIED_HI) === 0 || this.overlapsMetadata(off, len + inCl);
+    return { kind: "data", length: len, file: this.file, fileOffset: off + inCl, shared };
+  }
+
+  private validateExtended(e: Qcow2L2Entry, l2off: number, l2i: number): void {
+    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & 0x1ff) !== 0) throw this.corruptEntry(l2off, l2i, "has reserved bits set");
+    if ((e.bmLo & e.bmHi) !== 0) throw this.corruptEntry(l2off, l2i, "marks a subcluster both allocated and zero");
+    const off = qcow2EntryOffset(e.hi, e.lo);
+    if (off === 0 && e.bmLo !== 0) throw this.corruptEntry(l2off, l2i, "has allocated subclusters but no host cluster");
+    if (off % this.clusterSize !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
+  }
+
+  /**
+   * True when host range `[off, off+len)` overlaps metadata whose place is known without I/O
+   * (header cluster, active L1, refcount table, snapshot table). Such a "data" cluster is never
+   * written in place.
+   */
+  overlapsMetadata(off: number, len: number): boolean {
+    const end = off + len;
+    const h = this.header;
+    const hit = (s: number, n: number) => n > 0 && off < s + n && s < end;
+    return hit(0, this.clusterSize) ||
+      hit(this.map.l1TableOffset, this.map.l1Size * 8) ||
+      hit(this.refcounts.location.offset, this.refcounts.location.clusters * this.clusterSize) ||
+      hit(h.snapshotsOffset, this.snapshots.length ? this.snapshotTableBytes : 0);
+  }
+
+  async readSpecial(mapping: SpecialMapping, offset: number, into: Uint8Array): Promise<void> {
+    const t = mapping.token as CompressedToken;
+    const data = await this.decompressed(t);
+    const start = offset - t.guestStart;
+    into.set(data.subarray(start, start + into.length));
+  }
+
+  /** The decoded cluster of a compressed token (the last one is cached). */
+  decompressed(t: CompressedToken): Promise<Uint8Array> {
+    if (this.lastCompressed?.key === t.hostOffset) return this.lastCompressed.data;
+    const data = (async () => {
+      if (t.hostOffset >= qcow2CompressedOffsetLimit(this.clusterBits)) {
+        throw qcow2CorruptIo("read", `compressed cluster offset ${hex(t.hostOffset)} is out of range`, "L2 table");
+      }
+      const src = await readZeroPadded(this.file, t.hostOffset, t.hostLength);
+      const out = new Uint8Array(this.clusterSize);
+      if (!qcow2Decompress(this.header.compressionType, src, out)) {
+        throw qcow2CorruptIo("read", `compressed cluster at ${hex(t.hostOffset)} (${t.hostLength} bytes) does not decompress to ${this.clusterSize} bytes`, "compressed cluster", t.hostOffset);
+      }
+      return out;
+    })();
+    const entry = { key: t.hostOffset, data };
+    this.lastCompressed = entry;
+    data.catch(() => {
+      if (this.lastCompressed === entry) this.lastCompressed = undefined;
+    });
+    return data;
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  allocate(offset: number, length: number): Promise<Allocation> {
+    return this.guarded(() => this.allocateInner(offset, length));
+  }
+
+  /** True when the entry's host cluster can take new data in place (commit only sets flags). */
+  private inPlace(e: Qcow2L2Entry): boolean {
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return false;
+    if ((e.hi & QCOW2_OFLAG_COPIED_HI) === 0) return false;
+    const off = qcow2EntryOffset(e.hi, e.lo);
+    if (off === 0) return false;
+    return this.extendedL2 || (e.lo & QCOW2_OFLAG_ZERO_LO) !== 0;
+  }
+
+  private async allocateInner(offset: number, length: number): Promise<Allocation> {
+    const cs = this.clusterSize;
+    const sc = this.subclusterSize;
+    const map = this.map;
+    const ci0 = Math.floor(offset / cs);
+    const l1i = Math.floor(ci0 / map.l2Entries);
+    const l2i0 = ci0 - l1i * map.l2Entries;
+    const inCl = offset - ci0 * cs;
+    const tableEnd = (l1i + 1) * map.l2Entries * cs;
+    let end = Math.min(offset + length, tableEnd, this.size);
+    const l2 = await map.writableL2(l1i);
+    try {
+      const e0 = map.entry(l2.table, l2i0);
+      this.checkWritableEntry(e0, l2, l2i0);
+      if (this.inPlace(e0)) {
+        end = Math.min(end, (ci0 + 1) * cs);
+        const host = qcow2EntryOffset(e0.hi, e0.lo);
+        if (this.overlapsMetadata(host, cs)) {
+          throw qcow2CorruptIo("write", `data cluster ${hex(host)} overlaps metadata`, "L2 table", l2.offset + l2i0 * map.entryBytes);
+        }
+        const mapping: DataMapping = { kind: "data", length: end - offset, file: this.file, fileOffset: host + inCl };
+        return {
+          mapping,
+          commit: () => this.guarded(async () => {
+            try {
+              const e = map.entry(l2.table, l2i0);
+              if (this.extendedL2) {
+                const bits = bitRange(Math.floor(inCl / sc), Math.ceil((end - ci0 * cs) / sc));
+                e.bmLo = (e.bmLo | bits) >>> 0;
+                e.bmHi = (e.bmHi & ~bits) >>> 0;
+              } else {
+                e.lo = (e.lo & ~QCOW2_OFLAG_ZERO_LO) >>> 0;
+              }
+              map.setEntry(l2.table, l2i0, e);
+              await map.writeEntries(l2, l2i0, l2i0 + 1);
+            } finally {
+              l2.release();
+            }
+          }),
+        };
+      }
+      // Fresh clusters for a run of entries that all need them.
+      let n = 1;
+      const cap = Math.max(1, Math.floor((256 << 20) / cs));
+      while ((ci0 + n) * cs < end && n < cap) {
+        const e = map.entry(l2.table, l2i0 + n);
+        this.checkWritableEntry(e, l2, l2i0 + n);
+        if (this.inPlace(e)) break;
+        n++;
+      }
+      end = Math.min(end, (ci0 + n) * cs);
+      const old: Qcow2L2Entry[] = [];
+      for (let k = 0; k < n; k++) old.push(map.entry(l2.table, l2i0 + k));
+      const host = await this.allocator.clusters(n);
+      if (this.extendedL2) {
+        // The engine writes only the requested subclusters: bring the rest of a partly written
+        // shared or compressed cluster over first.
+        if (inCl !== 0 || end < (ci0 + 1) * cs) await this.copyForCow(old[0], ci0, host);
+        const lastPartial = end < (ci0 + n) * cs;
+        if (n > 1 && lastPartial) await this.copyForCow(old[n - 1], ci0 + n - 1, host + (n - 1) * cs);
+      }
+      const mapping: DataMapping = { kind: "data", length: end - offset, file: this.file, fileOffset: host + inCl };
+      return {
+        mapping,
+        commit: () => this.guarded(async () => {
+          try {
+            for (let k = 0; k < n; k++) {
+              const o = old[k];
+              const h = host + k * cs;
+              const ne: Qcow2L2Entry = { hi: (QCOW2_OFLAG_COPIED_HI | qcow2OffsetHi(h)) >>> 0, lo: qcow2OffsetLo(h), bmHi: 0, bmLo: 0 };
+              if (this.extendedL2) {
+                const from = k === 0 ? Math.floor(inCl / sc) : 0;
+                const to = k === n - 1 ? Math.ceil((end - (ci0 + k) * cs) / sc) : QCOW2_SUBCLUSTERS;
+                const req = bitRange(from, to);
+                const partial = req !== ALL;
+                if (partial && o.hi & QCOW2_OFLAG_COMPRESSED_HI) {
+                  ne.bmLo = ALL;
+                } else if (partial && qcow2EntryOffset(o.hi, o.lo) !== 0) {
+                  ne.bmLo = (o.bmLo | req) >>> 0;
+                  ne.bmHi = (o.bmHi & ~req) >>> 0;
+                } else {
+                  ne.bmLo = req;
+                  ne.bmHi = (o.bmHi & ~req) >>> 0;
+                }
+              }
+              map.setEntry(l2.table, l2i0 + k, ne);
+            }
+            await map.writeEntries(l2, l2i0, l2i0 + n);
+            await this.allocator.release(old);
+          } finally {
+            l2.release();
+          }
+        }),
+      };
+    } catch (e) {
+      l2.release();
+      throw e;
+    }
+  }
+
+  /** Refuses to replace an entry that is itself corrupt. */
+  private checkWritableEntry(e: Qcow2L2Entry, l2: Qcow2WritableL2, i: number): void {
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return;
+    if (this.extendedL2) {
+      this.validateExtended(e, l2.offset, i);
+      return;
+    }
+    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & QCOW2_L2_RESERVED_LO) !== 0) throw this.corruptEntry(l2.offset, i, "has reserved bits set");
+    const off = qcow2EntryOffset(e.hi, e.lo);
+    if (off % this.clusterSize !== 0) throw this.corruptEntry(l2.offset, i, `points at unaligned offset ${hex(off)}`);
+    if ((e.lo & QCOW2_OFLAG_ZERO_LO) && this.header.version < 3) throw this.corruptEntry(l2.offset, i, "has the zero flag in a version 2 image");
+    if (off !== 0 && (e.hi & QCOW2_OFLAG_COPIED_HI) && !(e.lo & QCOW2_OFLAG_ZERO_LO)) {
+      // A normal writable cluster reached allocate: only a metadata overlap sends it here.
+      throw this.corruptEntry(l2.offset, i, `points at ${hex(off)}, which overlaps metadata`);
+    }
+  }
+
+  /** Copies the current contents of guest cluster `ci` into a new host cluster (extended L2 COW). */
+  private async copyForCow(e: Qcow2L2Entry, ci: number, host: number): Promise<void> {
+    const cs = this.clusterSize;
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) {
+      const d = qcow2DecodeCompressed(e.hi, e.lo, this.clusterBits);
+      const data = await this.decompressed({ hostOffset: d.hostOffset, hostLength: d.hostLength, guestStart: ci * cs });
+      await this.file.write(host, data);
+      return;
+    }
+    const off = qcow2EntryOffset(e.hi, e.lo);
+    if (off === 0 || e.bmLo === 0) return;
+    const data = await readZeroPadded(this.file, off, cs);
+    await this.file.write(host, data);
+  }
+
+  /** Entries of `[offset, offset+length)` limited to one L2 table: [l1i, l2i, count, end]. */
+  private span(offset: number, length: number): { l1i: number; l2i: number; ci: number; end: number } {
+    const cs = this.clusterSize;
+    const ci = Math.floor(offset / cs);
+    const l1i = Math.floor(ci / this.map.l2Entries);
+    const tableEnd = (l1i + 1) * this.map.l2Entries * cs;
+    return { l1i, l2i: ci - l1i * this.map.l2Entries, ci, end: Math.min(offset + length, tableEnd, this.size) };
+  }
+
+  zeroRange(offset: number, length: number, unmap: boolean): Promise<number> {
+    return this.guarded(async () => {
+      const cs = this.clusterSize;
+      const hasBacking = this.backing !== undefined;
+      if (this.header.version < 3) {
+        if (hasBacking) return 0;
+        // Without a backing file an unallocated cluster reads as zeros.
+        const { end } = this.span(offset, length);
+        const whole = this.wholeClustersEnd(offset, end);
+        if (whole <= offset) return 0;
+        await this.unlink(offset, whole, () => ({ hi: 0, lo: 0, bmHi: 0, bmLo: 0 }), true);
+        return whole - offset;
+      }
+      const { l1i, ci, end } = this.span(offset, length);
+      if (this.map.l2Offset(l1i) === 0 && !hasBacking) return end - offset;
+      if (!this.extendedL2) {
+        const whole = this.wholeClustersEnd(offset, end);
+        if (whole <= offset) return 0;
+        await this.unlink(offset, whole, (o) => {
+          const compressed = (o.hi & QCOW2_OFLAG_COMPRESSED_HI) !== 0;
+          const off = compressed ? 0 : qcow2EntryOffset(o.hi, o.lo);
+          if (compressed || off === 0 || unmap) return { hi: 0, lo: QCOW2_OFLAG_ZERO_LO, bmHi: 0, bmLo: 0 };
+          return { hi: o.hi, lo: (o.lo | QCOW2_OFLAG_ZERO_LO) >>> 0, bmHi: 0, bmLo: 0 };
+        }, unmap);
+        return whole - offset;
+      }
+      // Extended L2: whole clusters get all zero bits; a partial cluster gets zero bits for its
+      // subclusters when it is unallocated or writable in place.
+      const inCl = offset - ci * cs;
+      if (inCl !== 0 || end - offset < cs) {
+        const stop = Math.min(end, (ci + 1) * cs);
+        const l2 = await this.map.writableL2(l1i);
+        try {
+          const i = ci - l1i * this.map.l2Entries;
+          const e = this.map.entry(l2.table, i);
+          const off = qcow2EntryOffset(e.hi, e.lo);
+          if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return 0;
+          this.validateExtended(e, l2.offset, i);
+          if (off !== 0 && !(e.hi & QCOW2_OFLAG_COPIED_HI)) return 0;
+          const bits = bitRange(Math.floor(inCl / this.subclusterSize), Math.ceil((stop - ci * cs) / this.subclusterSize));
+          e.bmLo = (e.bmLo & ~bits) >>> 0;
+          e.bmHi = (e.bmHi | bits) >>> 0;
+          this.map.setEntry(l2.table, i, e);
+          await this.map.writeEntries(l2, i, i + 1);
+        } finally {
+          l2.release();
+        }
+        return stop - offset;
+      }
+      const whole = this.wholeClustersEnd(offset, end);
+      await this.unlink(offset, whole, (o) => {
+        const compressed = (o.hi & QCOW2_OFLAG_COMPRESSED_HI) !== 0;
+        if (compressed || unmap) return { hi: 0, lo: 0, bmHi: ALL, bmLo: 0 };
+        return { hi: o.hi, lo: o.lo, bmHi: ALL, bmLo: 0 };
+      }, unmap);
+      return whole - offset;
+    });
+  }
+
+  /** End of the whole clusters in `[offset, end)` (the disk's last cluster counts as whole). */
+  private wholeClustersEnd(offset: number, end: number): number {
+    const cs = this.clusterSize;
+    if (offset % cs !== 0) return offset;
+    return end === this.size ? end : end - (end % cs);
+  }
+
+  /**
+   * Rewrites the entries of whole clusters `[offset, end)` (one L2 table) with `next(old)` and
+   * releases the host space of the entries whose storage the new entry no longer references.
+   */
+  private async unlink(
+    offset: number,
+    end: number,
+    next: (old: Qcow2L2Entry) => Qcow2L2Entry,
+    _freeing: boolean,
+  ): Promise<void> {
+    const cs = this.clusterSize;
+    const { l1i, l2i } = this.span(offset, end - offset);
+    if (this.map.l2Offset(l1i) === 0) {
+      // Nothing allocated; only a zero flag would need a table.
+      const probe = next({ hi: 0, lo: 0, bmHi: 0, bmLo: 0 });
+      if (probe.hi === 0 && probe.lo === 0 && probe.bmHi === 0 && probe.bmLo === 0) return;
+    }
+    const n = Math.ceil((end - offset) / cs);
+    const l2 = await this.map.writableL2(l1i);
+    try {
+      const freed: Qcow2L2Entry[] = [];
+      let first = -1;
+      let last = -1;
+      for (let k = 0; k < n; k++) {
+        const i = l2i + k;
+        const o = this.map.entry(l2.table, i);
+        if (!(o.hi & QCOW2_OFLAG_COMPRESSED_HI)) {
+          if (this.extendedL2) this.validateExtended(o, l2.offset, i);
+          else if ((o.hi & QCOW2_L2_RESERVED_HI) !== 0 || (o.lo & QCOW2_L2_RESERVED_LO) !== 0) throw this.corruptEntry(l2.offset, i, "has reserved bits set");
+        }
+        const ne = next(o);
+        if (ne.hi === o.hi && ne.lo === o.lo && ne.bmHi === o.bmHi && ne.bmLo === o.bmLo) continue;
+        const keepsStorage = !(o.hi & QCOW2_OFLAG_COMPRESSED_HI) && qcow2EntryOffset(ne.hi, ne.lo) === qcow2EntryOffset(o.hi, o.lo);
+        if (!keepsStorage) freed.push(o);
+        this.map.setEntry(l2.table, i, ne);
+        if (first < 0) first = i;
+        last = i;
+      }
+      if (first >= 0) await this.map.writeEntries(l2, first, last + 1);
+      await this.allocator.release(freed);
+    } finally {
+      l2.release();
+    }
+  }
+
+  discard(offset: number, length: number): Promise<void> {
+    return this.guarded(async () => {
+      let pos = offset;
+      const stop = offset + length;
+      const v3 = this.header.version >= 3;
+      const hasBacking = this.backing !== undefined;
+      while (pos < stop) {
+        const { end } = this.span(pos, stop - pos);
+        const cs = this.clusterSize;
+        const from = Math.ceil(pos / cs) * cs;
+        const to = end === this.size ? end : end - (end % cs);
+        if (to > from) {
+          await this.unlink(from, to, (o) => {
+            const allocated = (o.hi & QCOW2_OFLAG_COMPRESSED_HI) !== 0 || qcow2EntryOffset(o.hi, o.lo) !== 0;
+            if (!(hasBacking || allocated) || !v3) return { hi: 0, lo: 0, bmHi: 0, bmLo: 0 };
+            return this.extendedL2 ? { hi: 0, lo: 0, bmHi: ALL, bmLo: 0 } : { hi: 0, lo: QCOW2_OFLAG_ZERO_LO, bmHi: 0, bmLo: 0 };
+          }, true);
+        }
+        pos = end;
+      }
+    });
+  }
+
+  writeCompressed(offset: number, data: Uint8Array): Promise<boolean> {
+    return this.guarded(async () => {
+      const cs = this.clusterSize;
+      if (this.extendedL2 || offset % cs !== 0) return false;
+      let src = data;
+      if (src.length < cs) {
+        src = new Uint8Array(cs);
+        src.set(data);
+      }
+      const packed = qcow2Compress(this.header.compressionType, src);
+      if (!packed || packed.length >= cs) return false;
+      const { l1i, l2i } = this.span(offset, cs);
+      const l2 = await this.map.writableL2(l1i);
+      try {
+        const old = this.map.entry(l2.table, l2i);
+        const host = await this.allocator.compressed(packed.length);
+        if (host + packed.length > qcow2CompressedOffsetLimit(this.clusterBits)) {
+          throw qcow2CorruptIo("write", `compressed data at ${hex(host)} is beyond what a descriptor can address`, "L2 table");
+        }
+        // A freed cluster may be reused at the same offset: the decoded cache must not answer.
+        this.lastCompressed = undefined;
+        await this.file.write(host, packed);
+        const [hi, lo] = qcow2EncodeCompressed(host, packed.length, this.clusterBits);
+        this.map.setEntry(l2.table, l2i, { hi, lo, bmHi: 0, bmLo: 0 });
+        await this.map.writeEntries(l2, l2i, l2i + 1);
+        await this.allocator.release([old]);
+      } finally {
+        l2.release();
+      }
+      return true;
+    });
+  }
+
+  // ---------------------------------------------------------------- housekeeping
+
+  async flush(): Promise<void> {
+    if (this.readOnly) return;
+    await this.file.flush();
+    if (this.dirtyByUs) {
+      this.header.incompatibleFeatures &= ~QCOW2_INCOMPAT_DIRTY;
+      await this.writeIncompatible();
+      await this.file.flush();
+      this.dirtyByUs = false;
+    }
+  }
+
+  /** Full consistency check; see `check.ts`. */
+  async check(repair?: RepairMode): Promise<CheckResult> {
+    if (repair && this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot repair qcow2 image: it is open read-only", { format: "qcow2" });
+    this.inRepair = !!repair;
+    try {
+      return await this.checkImpl(this, repair);
+    } finally {
+      this.inRepair = false;
+    }
+  }
+
+  /** Called by check after a successful repair of an image marked corrupt. */
+  async clearCorrupt(): Promise<void> {
+    this.corrupt = false;
+    this.repairOnly = false;
+    if (this.header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) {
+      this.header.incompatibleFeatures &= ~QCOW2_INCOMPAT_CORRUPT;
+      await this.writeIncompatible();
+    }
+  }
+
+  /** Drops caches that a repair invalidated. */
+  resetAfterRepair(): void {
+    this.allocator.resetCompressed();
+    this.map.l2Cache.clear();
+    this.lastCompressed = undefined;
+  }
+
+  async info(): Promise<FormatInfo> {
+    const h = this.header;
+    const data: Record<string, unknown> = {
+      compat: h.version === 2 ? "0.10" : "1.1",
+      "compression-type": h.compressionType === QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
+    };
+    if (h.version >= 3) data["lazy-refcounts"] = this.lazyRefcounts;
+    if (this.bitmaps.length > 0) {
+      data.bitmaps = this.bitmaps.map((b) => ({ flags: qcow2BitmapFlagNames(b.flags), name: b.name, granularity: 2 ** b.granularityBits }));
+    }
+    data["refcount-bits"] = 1 << h.refcountOrder;
+    if (h.version >= 3) {
+      data.corrupt = (h.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
+      data["extended-l2"] = this.extendedL2;
+    }
+    if (h.dataFile !== undefined) data["data-file"] = h.dataFile;
+    const info: FormatInfo = {
+      clusterSize: this.clusterSize,
+      dirty: (h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) !== 0n,
+      formatSpecific: { type: "qcow2", data },
+    };
+    if (this.snapshots.length > 0) {
+      info.snapshots = this.snapshots.map((s) => ({
+        id: s.id,
+        name: s.name,
+        vmStateSize: s.vmStateSize,
+        dateSec: s.dateSec,
+        dateNsec: s.dateNsec,
+        vmClockNsec: s.vmClockNsec,
+        ...(s.icount !== undefined ? { icount: s.icount } : {}),
+      }));
+    }
+    return info;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      await this.file.close();
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import { playwright } from "@vitest/browser-playwright";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 const browserTests = "test/runtime/*.browser.test.ts";
 
@@ -16,12 +16,14 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["test/**/*.test.ts"],
-          exclude: [browserTests],
+          exclude: [...configDefaults.exclude, browserTests],
         },
       },
       {
         extends: true,
         resolve: { conditions: ["browser"] },
+        // Pre-bundled up front: a dependency discovered mid-run makes Vite reload the page.
+        optimizeDeps: { include: ["fflate", "fzstd"] },
         test: {
           name: "browser",
           include: [browserTests],

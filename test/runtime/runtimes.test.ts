@@ -110,6 +110,21 @@ describe("Deno", () => {
   });
 });
 
+describe("Deno types", () => {
+  it.skipIf(!deno)("the Deno API the adapter declares is what Deno's own declarations provide (deno check)", () => {
+    const out = execFileSync(
+      deno!,
+      ["check", "--no-lock", "--quiet", "--node-modules-dir=manual", join(ROOT, "test", "runtime", "deno-api-check.ts")],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      },
+    );
+    expect(out).toBe("");
+  });
+});
+
 describe("the fixtures", () => {
   it("match what qemu-img says about them now", () => {
     if (!qemuImg) {

@@ -146,10 +146,17 @@ describe("TypeScript consumers", () => {
 
 describe("bin", () => {
   const cli = join(ROOT, pkg.bin.vdisk);
-  it.skipIf(!existsSync(cli))("dist/cli/main.js is executable and runs", () => {
+  it.skipIf(!existsSync(cli))("dist/cli/main.js is executable and runs, also through a .bin symlink as npm installs it", () => {
     accessSync(cli, constants.X_OK);
-    const out = execFileSync(cli, ["--help"], { encoding: "utf8" });
-    expect(out).toMatch(/vdisk/);
+    expect(execFileSync(cli, ["--help"], { encoding: "utf8" })).toMatch(/vdisk/);
+    const dir = mkdtempSync(join(tmpdir(), "vdisk-bin-"));
+    try {
+      const link = join(dir, "vdisk");
+      symlinkSync(cli, link);
+      expect(execFileSync(link, ["--version"], { encoding: "utf8" })).toContain((pkg as { version?: string }).version);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   if (!existsSync(cli)) console.warn("\n*** dist/cli/main.js is not built (no CLI yet): SKIPPING the bin test ***\n");
 });

@@ -1,0 +1,108 @@
+/**
+ * `check` for GOW (spec §4, a project decision): header fields in range, every map entry below
+ * `allocated`, no slot used twice, every slot but the last complete in the file; slots below
+ * `allocated` that no entry uses and an orphan tail past the last slot are leaks. `-r` trims the
+ * orphan tail (the only leak that can be reclaimed: slots never move).
+ * @module
+ */
+import type { CheckResult, RepairMode } from "../../core/format.js";
+import type { IoBackend } from "../../io/backend.js";
+import { readExact } from "../../io/helpers.js";
+import { decodeGowHeader, readGowMap } from "./header.js";
+import { GOW_BLOCK_SIZE, GOW_FREE, GowHeaderCodec, type GowVersionLayout } from "./layout.js";
+
+/** Entries examined per map piece. */
+const PIECE = 1 << 18;
+/** Most problem lines reported individually. */
+const MAX_MESSAGES = 100;
+
+/** Checks the GOW image in `file` as it is on disk (the caller flushed first). */
+export async function checkGowImage(
+  file: IoBackend,
+  layout: GowVersionLayout,
+  format: string,
+  repair?: RepairMode,
+): Promise<CheckResult> {
+  const r: CheckResult = { corruptions: 0, leaks: 0, checkErrors: 0, corruptionsFixed: 0, leaksFixed: 0, messages: [] };
+  const note = (m: string): void => {
+    if (r.messages.length < MAX_MESSAGES) r.messages.push(m);
+  };
+  let fileSize = await file.size();
+  const h = decodeGowHeader(await readExact(file, 0, GowHeaderCodec.size, "header", format));
+  if (h.size < 1 || h.size > layout.maxBlocks) {
+    r.corruptions++;
+    note(`ERROR header: disk size of ${h.size} blocks is outside 1..${layout.maxBlocks}`);
+  }
+  if (h.allocated > layout.maxBlocks) {
+    r.corruptions++;
+    note(`ERROR header: allocated count ${h.allocated} exceeds ${layout.maxBlocks}`);
+    r.checkErrors++;
+    return r;
+  }
+  if (fileSize < layout.headerBytes) {
+    r.corruptions++;
+    note(`ERROR header: the file of ${fileSize} bytes is shorter than the ${layout.headerBytes}-byte header`);
+    return r;
+  }
+  const allocated = h.allocated;
+  const used = new Uint8Array(Math.ceil(allocated / 8));
+  let mapped = 0;
+  for (let first = 0; first < layout.maxBlocks; first += PIECE) {
+    const map = await readGowMap(file, first, Math.min(PIECE, layout.maxBlocks - first), format);
+    for (let i = 0; i < map.length; i++) {
+      const slot = map[i];
+      if (slot === GOW_FREE) continue;
+      const b = first + i;
+      if (b >= h.size) {
+        r.corruptions++;
+        note(`ERROR map: block ${b} lies past the disk end (${h.size} blocks) but holds slot ${slot}`);
+        continue;
+      }
+      if (slot >= allocated) {
+        r.corruptions++;
+        note(`ERROR map: block ${b} holds slot ${slot}, but only ${allocated} slots are allocated`);
+        continue;
+      }
+      const bit = 1 << (slot & 7);
+      if (used[slot >>> 3] & bit) {
+        r.corruptions++;
+        note(`ERROR map: slot ${slot} is used twice (again by block ${b})`);
+        continue;
+      }
+      used[slot >>> 3] |= bit;
+      mapped++;
+    }
+  }
+  const base = layout.dataBase;
+  // Every slot but the last must be complete; a short last slot reads zeros.
+  if (allocated > 1 && fileSize < base + (allocated - 1) * GOW_BLOCK_SIZE) {
+    r.corruptions++;
+    note(`ERROR file: ${fileSize} bytes do not hold the ${allocated} allocated slots (data area at ${base})`);
+  }
+  for (let s = 0; s < allocated; s++) {
+    if (!(used[s >>> 3] & (1 << (s & 7)))) {
+      r.leaks++;
+      note(`Leaked slot ${s}: no block uses it`);
+    }
+  }
+  // Past the last slot: an orphan tail left by a crash between a slot's data and the counter.
+  const dataEnd = base + allocated * GOW_BLOCK_SIZE;
+  if (fileSize > dataEnd) {
+    const tailBytes = fileSize - dataEnd;
+    const tailSlots = Math.ceil(tailBytes / GOW_BLOCK_SIZE);
+    if (repair) {
+      await file.truncate(dataEnd);
+      await file.flush();
+      r.leaksFixed += tailSlots;
+      note(`Repaired: trimmed an orphan tail of ${tailBytes} bytes past slot ${allocated}`);
+      fileSize = dataEnd;
+    } else {
+      r.leaks += tailSlots;
+      note(`Leaked orphan tail: ${tailBytes} bytes past the last allocated slot`);
+    }
+  }
+  r.imageEndOffset = fileSize;
+  r.totalClusters = h.size;
+  r.allocatedClusters = mapped;
+  return r;
+}

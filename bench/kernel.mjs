@@ -6,9 +6,11 @@
 //
 //   node bench/kernel.mjs [--runs N] [--quick] [--only <kernel name part>]
 //
-// Method: each case is timed in R runs (default 15) after a warm-up; a run repeats the operation
-// for at least ~25 ms; the table shows the median throughput of the runs (and the spread).
-import { instantiateWasmKernel, tsKernel } from "../dist/kernel/index.js";
+// Method: after a warm-up, each case is timed in R runs (default 15) per kernel, alternating Wasm
+// and TS runs so both see the same machine load; a run repeats the operation for about 25 ms.
+// The table shows median GB/s of each kernel, the median of the per-run-pair ratios, and the
+// best run of each (the least disturbed by other processes).
+import { instantiateWasmKernel, kernelWasmBytes, tsKernel } from "../dist/kernel/index.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -21,43 +23,67 @@ const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 const wasm = await instantiateWasmKernel();
 let sink = 0;
 
-/** Median and spread (min, max) of `runs` measurements of `bytes / seconds per call`. */
-function measure(fn, bytes) {
-  // Warm-up: let the JIT tier up and size a run to about RUN_MS.
+/** Repetitions of `fn` that take about RUN_MS, after letting the JIT tier up. */
+function calibrate(fn) {
   let reps = 1;
   for (;;) {
     const t0 = performance.now();
     for (let i = 0; i < reps; i++) sink += fn();
     const dt = performance.now() - t0;
-    if (dt >= RUN_MS) break;
+    if (dt >= RUN_MS) return reps;
     reps = Math.ceil(reps * Math.min(16, Math.max(2, (RUN_MS * 1.2) / Math.max(dt, 0.01))));
   }
+}
+
+function timeRun(fn, reps, bytes) {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) sink += fn();
+  return (bytes * reps) / ((performance.now() - t0) / 1000) / 1e9;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const stats = (rates) => ({ median: median(rates), min: Math.min(...rates), max: Math.max(...rates) });
+
+/** GB/s of one function: RUNS runs of about RUN_MS each. */
+function measure(fn, bytes) {
+  const reps = calibrate(fn);
   const rates = [];
+  for (let r = 0; r < RUNS; r++) rates.push(timeRun(fn, reps, bytes));
+  return stats(rates);
+}
+
+/**
+ * GB/s of two functions measured in alternating runs, so that both see the same machine load;
+ * the ratio is the median of the per-pair ratios.
+ */
+function measurePair(a, b, bytes) {
+  const ra = calibrate(a);
+  const rb = calibrate(b);
+  const as = [];
+  const bs = [];
+  const ratios = [];
   for (let r = 0; r < RUNS; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) sink += fn();
-    const dt = (performance.now() - t0) / 1000;
-    rates.push((bytes * reps) / dt / 1e9);
+    as.push(timeRun(a, ra, bytes));
+    bs.push(timeRun(b, rb, bytes));
+    ratios.push(as[r] / bs[r]);
   }
-  rates.sort((a, b) => a - b);
-  return { median: rates[rates.length >> 1], min: rates[0], max: rates[rates.length - 1] };
+  return { a: stats(as), b: stats(bs), ratio: median(ratios) };
 }
 
 const rows = [];
 function row(kernel, kase, size, wasmFn, tsFn, bytes = size) {
   if (only && !kernel.includes(only)) return;
-  const w = measure(wasmFn, bytes);
-  const t = measure(tsFn, bytes);
-  rows.push({ kernel, kase, size, w, t });
+  const m = measurePair(wasmFn, tsFn, bytes);
+  rows.push({ kernel, kase, size, w: m.a, t: m.b, ratio: m.ratio });
   print(rows[rows.length - 1]);
 }
 
 const fmtSize = (n) => (n >= 2 ** 20 ? `${n / 2 ** 20} MiB` : `${n / 1024} KiB`);
 const fmt = (r) => r.median.toFixed(2).padStart(7);
-function print({ kernel, kase, size, w, t }) {
+function print({ kernel, kase, size, w, t, ratio }) {
   console.log(
-    `${kernel.padEnd(15)} ${kase.padEnd(30)} ${fmtSize(size).padStart(8)}  ${fmt(w)} GB/s  ${fmt(t)} GB/s  ${(w.median / t.median).toFixed(1).padStart(6)}x` +
-      `   (wasm ${w.min.toFixed(1)}–${w.max.toFixed(1)}, ts ${t.min.toFixed(1)}–${t.max.toFixed(1)})`,
+    `${kernel.padEnd(15)} ${kase.padEnd(30)} ${fmtSize(size).padStart(8)}  ${fmt(w)} GB/s  ${fmt(t)} GB/s  ${ratio.toFixed(1).padStart(6)}x` +
+      `   (best: wasm ${w.max.toFixed(1)}, ts ${t.max.toFixed(1)})`,
   );
 }
 
@@ -68,7 +94,8 @@ function wasmBuf(size) {
   return b;
 }
 
-console.log(`node ${process.version}, ${RUNS} runs per case, medians; both kernels scan the same buffers in Wasm memory`);
+const { loadavg } = await import("node:os");
+console.log(`node ${process.version}, ${RUNS} runs per case, medians; both kernels scan the same buffers in Wasm memory; load average ${loadavg()[0].toFixed(1)}`);
 console.log(`${"kernel".padEnd(15)} ${"case".padEnd(30)} ${"size".padStart(8)}  ${"wasm".padStart(12)}  ${"ts twin".padStart(12)}  ${"ratio".padStart(7)}`);
 
 // ---- zero detection -------------------------------------------------------------------------
@@ -169,16 +196,36 @@ console.log("");
 console.log("copy into Wasm memory vs scanning in place (why data is read straight into Wasm memory):");
 for (const size of [64 * 1024, 1 << 20, 16 << 20]) {
   const src = new Uint8Array(size);
+  src.fill(1); // commit the pages: a never-written buffer reads from the shared zero page
+  src.fill(0);
   const dst = wasmBuf(size);
   const copy = measure(() => { dst.set(src); return dst[size - 1]; }, size);
   const scan = measure(() => wasm.findNonZero(dst, 0, size), size);
-  const both = measure(() => { dst.set(src); return wasm.findNonZero(dst, 0, size); }, size);
-  const ts = measure(() => tsKernel.findNonZero(src, 0, size), size);
+  const m = measurePair(() => { dst.set(src); return wasm.findNonZero(dst, 0, size); }, () => tsKernel.findNonZero(src, 0, size), size);
   console.log(
     `${fmtSize(size).padStart(8)}  copy ${copy.median.toFixed(2)} GB/s   wasm scan ${scan.median.toFixed(2)} GB/s   ` +
-      `copy+wasm scan ${both.median.toFixed(2)} GB/s   ts scan in place ${ts.median.toFixed(2)} GB/s`,
+      `copy+wasm scan ${m.a.median.toFixed(2)} GB/s   ts scan in place ${m.b.median.toFixed(2)} GB/s   (copy+scan / ts ${m.ratio.toFixed(1)}x)`,
   );
   wasm.freeBuffer(dst);
 }
+}
+if (!only || only === "load") {
+  // Start-up cost: decode the embedded base64, compile, instantiate (memory + start function).
+  const times = { decode: [], compile: [], instantiate: [] };
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = performance.now();
+    const bytes = kernelWasmBytes();
+    const t1 = performance.now();
+    const module = await WebAssembly.compile(bytes);
+    const t2 = performance.now();
+    await instantiateWasmKernel(module);
+    const t3 = performance.now();
+    times.decode.push(t1 - t0);
+    times.compile.push(t2 - t1);
+    times.instantiate.push(t3 - t2);
+  }
+  const med = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1].toFixed(3);
+  console.log("");
+  console.log(`load (${kernelWasmBytes().length} bytes of wasm): decode ${med(times.decode)} ms, compile ${med(times.compile)} ms, instantiate ${med(times.instantiate)} ms (medians)`);
 }
 if (sink === 0.5) console.log(sink);

@@ -23,6 +23,11 @@ declare global {
   /** A binary string to base64. */
   function btoa(data: string): string;
 
+  /** High Resolution Time: a monotonic clock in milliseconds. */
+  var performance: {
+    now(): number;
+  };
+
   /** WebCrypto, only the random source. */
   var crypto: {
     getRandomValues<T extends ArrayBufferView | null>(array: T): T;

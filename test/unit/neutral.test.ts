@@ -1,4 +1,4 @@
-// The runtime-neutral folders (core, io, codec, formats, kernel and the neutral entry) must
+// The runtime-neutral folders (core, io, codec, formats, kernel, ops, filters and the neutral entry) must
 // type-check with only the ES2022 library and the host APIs of neutral-globals.d.ts: a `node:`
 // import, `Buffer`, `process`, DOM or Deno there fails this test.
 import { execFileSync } from "node:child_process";
@@ -34,7 +34,7 @@ describe("runtime neutrality", () => {
     const config = JSON.parse(text) as { compilerOptions: { lib: string[]; types: string[] }; include: string[] };
     expect(config.compilerOptions.types).toEqual([]);
     expect(config.compilerOptions.lib.map((l) => l.toLowerCase())).toEqual(["es2022"]);
-    for (const folder of ["src/core", "src/io", "src/codec", "src/formats", "src/kernel"]) {
+    for (const folder of ["src/core", "src/io", "src/codec", "src/formats", "src/kernel", "src/ops", "src/filters"]) {
       expect(config.include).toContain(`${folder}/**/*.ts`);
     }
   });

@@ -1,10 +1,47 @@
 import { playwright } from "@vitest/browser-playwright";
-import { configDefaults, defineConfig } from "vitest/config";
+import { existsSync } from "node:fs";
+import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
 
 const browserTests = "test/runtime/*.browser.test.ts";
 
 /** Debian's Chromium (CI installs it); the playwright package downloads no browser. */
 const chromium = process.env.VDISK_CHROMIUM ?? "/usr/bin/chromium";
+const haveChromium = existsSync(chromium);
+if (!haveChromium) {
+  console.warn(`\n*** ${chromium} not found (apt-get install chromium, or set VDISK_CHROMIUM): SKIPPING the browser tests ***\n`);
+}
+
+/** Headless Chromium, driven by Playwright; the page loads `vdisk` with the browser condition. */
+const browserProject: TestProjectInlineConfiguration = {
+  extends: true,
+  resolve: { conditions: ["browser"] },
+  // Pre-bundled up front: a dependency discovered mid-run makes Vite reload the page.
+  optimizeDeps: { include: ["fflate", "fzstd"] },
+  test: {
+    name: "browser",
+    include: [browserTests],
+    globalSetup: ["test/runtime/browser-global-setup.ts"],
+    browser: {
+      enabled: true,
+      headless: true,
+      screenshotFailures: false,
+      provider: playwright({
+        launchOptions: {
+          executablePath: chromium,
+          args: [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+          ],
+        },
+      }),
+      instances: [{ browser: "chromium" }],
+    },
+  },
+};
 
 export default defineConfig({
   test: {
@@ -19,36 +56,7 @@ export default defineConfig({
           exclude: [...configDefaults.exclude, browserTests],
         },
       },
-      {
-        extends: true,
-        resolve: { conditions: ["browser"] },
-        // Pre-bundled up front: a dependency discovered mid-run makes Vite reload the page.
-        optimizeDeps: { include: ["fflate", "fzstd"] },
-        test: {
-          name: "browser",
-          include: [browserTests],
-          globalSetup: ["test/runtime/browser-global-setup.ts"],
-          browser: {
-            enabled: true,
-            headless: true,
-            screenshotFailures: false,
-            provider: playwright({
-              launchOptions: {
-                executablePath: chromium,
-                args: [
-                  "--no-sandbox",
-                  "--disable-gpu",
-                  "--disable-background-networking",
-                  "--disable-component-update",
-                  "--disable-sync",
-                  "--no-first-run",
-                ],
-              },
-            }),
-            instances: [{ browser: "chromium" }],
-          },
-        },
-      },
+      ...(haveChromium ? [browserProject] : []),
     ],
   },
 });

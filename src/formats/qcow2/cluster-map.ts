@@ -143,7 +143,11 @@ export class Qcow2ClusterMap {
     await this.file.write(l2.offset + from * this.entryBytes, l2.table.subarray(from * this.entryBytes, to * this.entryBytes));
   }
 
+  /** Bumped whenever an L1 entry changes (for caches derived from the L1 table). */
+  version = 0;
+
   private async writeL1Entry(i: number, offset: number): Promise<void> {
+    this.version++;
     this.l1View.setUint32(i * 8, (QCOW2_OFLAG_COPIED_HI | qcow2OffsetHi(offset)) >>> 0);
     this.l1View.setUint32(i * 8 + 4, qcow2OffsetLo(offset));
     await this.file.write(this.l1TableOffset + i * 8, this.l1.subarray(i * 8, i * 8 + 8));

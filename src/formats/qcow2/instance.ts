@@ -292,10 +292,44 @@ export class Qcow2Instance implements FormatInstance {
     const end = off + len;
     const h = this.header;
     const hit = (s: number, n: number) => n > 0 && off < s + n && s < end;
-    return hit(0, this.clusterSize) ||
+    if (
+      hit(0, this.clusterSize) ||
       hit(this.map.l1TableOffset, this.map.l1Size * 8) ||
       hit(this.refcounts.location.offset, this.refcounts.location.clusters * this.clusterSize) ||
-      hit(h.snapshotsOffset, this.snapshots.length ? this.snapshotTableBytes : 0);
+      hit(h.snapshotsOffset, this.snapshots.length ? this.snapshotTableBytes : 0)
+    ) return true;
+    const set = this.tableClusters();
+    const cs = this.clusterSize;
+    for (let c = Math.floor(off / cs); c * cs < end; c++) if (set.has(c)) return true;
+    return false;
+  }
+
+  private tableSet?: { l1: number; rc: number; set: Set<number> };
+
+  /** Host clusters holding active L2 tables and refcount blocks (rebuilt when they change). */
+  private tableClusters(): Set<number> {
+    const t = this.tableSet;
+    if (t && t.l1 === this.map.version && t.rc === this.refcounts.version) return t.set;
+    const set = new Set<number>();
+    const cs = this.clusterSize;
+    for (let i = 0; i < this.map.l1Size; i++) {
+      try {
+        const o = this.map.l2Offset(i);
+        if (o) set.add(o / cs);
+      } catch {
+        // A corrupt entry is reported where it is used.
+      }
+    }
+    for (let i = 0; i < this.refcounts.tableEntries; i++) {
+      try {
+        const o = this.refcounts.blockOffset(i);
+        if (o) set.add(o / cs);
+      } catch {
+        // idem
+      }
+    }
+    this.tableSet = { l1: this.map.version, rc: this.refcounts.version, set };
+    return set;
   }
 
   async readSpecial(mapping: SpecialMapping, offset: number, into: Uint8Array): Promise<void> {

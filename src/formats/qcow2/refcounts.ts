@@ -112,6 +112,8 @@ export class Qcow2Refcounts {
   private readonly file: IoBackend;
   private readonly blocks: Qcow2TableCache;
   private readonly opts: Qcow2RefcountsOptions;
+  /** Bumped whenever the refcount table changes (for caches derived from it). */
+  version = 0;
   /** First cluster index that may be free. */
   private freeHint: number;
 
@@ -320,6 +322,7 @@ export class Qcow2Refcounts {
       }
     }
     // 2. Link the new blocks: in place, or through a new, larger table.
+    if (m > 0) this.version++;
     if (p.tableClusters > 0) {
       const tOff = (start + m) * cs;
       const nt = new Uint8Array(p.tableClusters * cs);
@@ -368,6 +371,7 @@ export class Qcow2Refcounts {
     this.table = table;
     this.tableEntries = table.length / 8;
     this.location = { ...loc };
+    this.version++;
     this.blocks.clear();
     this.freeHint = Math.ceil(fileSize / this.clusterSize);
   }

@@ -5,9 +5,12 @@
 import type { FormatDriver } from "../core/format.js";
 import { qcow2Driver } from "./qcow2/driver.js";
 import { rawDriver } from "./raw/driver.js";
+import { vhdDriver } from "./vhd/driver.js";
+import { vdiDriver } from "./vdi/driver.js";
+import { parallelsDriver } from "./parallels/driver.js";
 
 /** Every built-in driver. Raw is last: it is the fallback of probing. */
-export const builtinDrivers: FormatDriver[] = [qcow2Driver, rawDriver];
+export const builtinDrivers: FormatDriver[] = [qcow2Driver, vhdDriver, vdiDriver, parallelsDriver, rawDriver];
 
 /** Finds a driver by name or alias; `undefined` when unknown. */
 export function findDriver(name: string, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver | undefined {

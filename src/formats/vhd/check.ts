@@ -1,0 +1,131 @@
+/**
+ * `check` for VHD. qemu-img has no check for vpc; this one reports what a VHD can get wrong:
+ * damaged or missing footer copies, a bad dynamic header checksum, overlapping blocks, and
+ * space no block uses (leaks, in whole blocks). Repair rewrites the footers and header checksum
+ * (`all`) and truncates an unused tail (`leaks`).
+ * @module
+ */
+import type { CheckResult, RepairMode } from "../../core/format.js";
+import { readZeroPadded } from "../../io/helpers.js";
+import type { VhdState } from "./instance.js";
+import {
+  VHD_BAT_UNALLOCATED,
+  VHD_DYNAMIC_CHECKSUM_OFFSET,
+  VHD_FOOTER_SIZE,
+  encodeVhdDynamicHeader,
+  encodeVhdFooter,
+  vhdChecksum,
+} from "./layout.js";
+
+function emptyResult(): CheckResult {
+  return { corruptions: 0, leaks: 0, checkErrors: 0, corruptionsFixed: 0, leaksFixed: 0, messages: [] };
+}
+
+/** Checks (and with `repair`, fixes) the VHD described by `state`. */
+export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<CheckResult> {
+  const res = emptyResult();
+  const file = state.file;
+  const fileSize = await file.size();
+  const dyn = state.dynamic;
+  const bm = state.blockMap;
+  if (!dyn || !bm) {
+    if (fileSize < state.size + VHD_FOOTER_SIZE) {
+      res.corruptions++;
+      res.messages.push(`ERROR the file (${fileSize} bytes) is shorter than the disk plus its footer (${state.size + VHD_FOOTER_SIZE})`);
+    }
+    res.imageEndOffset = fileSize;
+    return res;
+  }
+  const fixAll = repair === "all";
+  const footerBytes = encodeVhdFooter(state.footer);
+
+  // Footer copies: offset 0 and the end of the file must both hold the footer.
+  const head = await readZeroPadded(file, 0, VHD_FOOTER_SIZE);
+  const tail = fileSize >= VHD_FOOTER_SIZE ? await readZeroPadded(file, fileSize - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE) : new Uint8Array(0);
+  const headOk = equal(head, footerBytes);
+  const tailOk = equal(tail, footerBytes);
+  if (!headOk) {
+    res.corruptions++;
+    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} the footer copy at offset 0 differs from the footer`);
+  }
+  // The dynamic header's checksum.
+  const rawHeader = await readZeroPadded(file, dyn.headerOffset, 1024);
+  const headerOk = vhdChecksum(rawHeader, VHD_DYNAMIC_CHECKSUM_OFFSET) === dyn.header.checksum;
+  if (!headerOk) {
+    res.corruptions++;
+    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} the dynamic header checksum is incorrect`);
+  }
+
+  // Blocks must not overlap one another.
+  const span = bm.bitmapSize + bm.blockSize;
+  const allocated: Array<[number, number]> = [];
+  for (let i = 0; i < bm.bat.length; i++) if (bm.bat[i] !== VHD_BAT_UNALLOCATED) allocated.push([bm.bat[i] * 512, i]);
+  allocated.sort((a, b) => a[0] - b[0]);
+  for (let k = 1; k < allocated.length; k++) {
+    if (allocated[k][0] < allocated[k - 1][0] + span) {
+      res.corruptions++;
+      res.messages.push(`ERROR block ${allocated[k][1]} at offset ${allocated[k][0]} overlaps block ${allocated[k - 1][1]}`);
+    }
+  }
+
+  // Space after the last block that nothing uses (before the end footer).
+  const used = bm.freeOffset;
+  const footerAt = tailOk ? fileSize - VHD_FOOTER_SIZE : fileSize;
+  const unused = Math.max(0, footerAt - used);
+  const leakedBlocks = Math.floor(unused / span);
+  if (!tailOk) {
+    res.corruptions++;
+    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} the footer at the end of the file is missing or differs`);
+  }
+  if (leakedBlocks > 0) {
+    res.leaks += leakedBlocks;
+    res.messages.push(`${repair ? "Repairing" : "ERROR"} ${unused} bytes after the last block are not used by any block`);
+  }
+
+  if (repair) {
+    if (fixAll && !headerOk) {
+      await file.write(dyn.headerOffset, encodeVhdDynamicHeader(dyn.header));
+      res.corruptionsFixed++;
+    }
+    if (fixAll && !headOk) {
+      await file.write(0, footerBytes);
+      res.corruptionsFixed++;
+    }
+    // Rewrite the end footer right after the last block (crash-safe: the footer lands first,
+    // then the file is cut behind it).
+    if ((fixAll && !tailOk) || leakedBlocks > 0) {
+      await file.write(used, footerBytes);
+      await file.truncate(used + VHD_FOOTER_SIZE);
+      if (!tailOk && fixAll) res.corruptionsFixed++;
+      if (leakedBlocks > 0) res.leaksFixed += leakedBlocks;
+    }
+    await file.flush();
+    state.problems.length = 0;
+  }
+  res.corruptions -= res.corruptionsFixed;
+  res.leaks -= res.leaksFixed;
+
+  let fragmented = 0;
+  let allocatedCount = 0;
+  let prev = -1;
+  const needed = Math.ceil(state.size / bm.blockSize);
+  for (let i = 0; i < needed; i++) {
+    const e = bm.bat[i];
+    if (e === VHD_BAT_UNALLOCATED) continue;
+    allocatedCount++;
+    if (prev >= 0 && e * 512 !== prev + span) fragmented++;
+    prev = e * 512;
+  }
+  res.totalClusters = needed;
+  res.allocatedClusters = allocatedCount;
+  res.fragmentedClusters = fragmented;
+  res.compressedClusters = 0;
+  res.imageEndOffset = repair && (leakedBlocks > 0 || (fixAll && !tailOk)) ? used + VHD_FOOTER_SIZE : fileSize;
+  return res;
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -112,6 +112,11 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images made by qemu read through vdisk", () =
     qemuIo("qcow2", f, ["write -P 0x33 0 512"]);
     const expected = rawOf(f, f + ".raw");
     expect(Buffer.compare(Buffer.from(await readAll(f)), Buffer.from(expected))).toBe(0);
+    for (const name of ["s1", "second snap"]) {
+      const snapRaw = rawOf(f, t.path(`snap-${name}.raw`), ["-l", `snapshot.name=${name}`]);
+      const got = await readAll(f, { format: "qcow2", driverOptions: { "snapshot.name": name } });
+      expect(Buffer.compare(Buffer.from(got), Buffer.from(snapRaw)), name).toBe(0);
+    }
     const img = await openImage(f, { readOnly: true });
     const info = await img.info();
     const q = JSON.parse(qemuImg("info", "--output=json", f)) as { snapshots: Array<Record<string, unknown>> };

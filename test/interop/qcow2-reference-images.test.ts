@@ -79,6 +79,19 @@ describe.skipIf(!available)("reference images read through vdisk", () => {
     });
   }
 
+  it("qcow2-v3-snapshot: snapshot s1 reads with the recorded raw sha256 (pattern A)", async () => {
+    const ref = (JSON.parse(readFileSync(REF, "utf8")) as { images: Array<Record<string, string>> }).images.find(
+      (i) => i.name === "qcow2-v3-snapshot",
+    )!;
+    const path = join(t.dir, "images", "qcow2-v3-snapshot.qcow2");
+    const img = await openImage(path, { readOnly: true, format: "qcow2", driverOptions: { "snapshot.name": "s1" } });
+    const h = createHash("sha256");
+    for (let off = 0; off < img.size; off += 4 << 20) h.update(await img.read(off, Math.min(4 << 20, img.size - off)));
+    await img.close();
+    expect(h.digest("hex")).toBe(ref.snapshot_s1_raw_sha256);
+    expect(ref.snapshot_s1_raw_sha256).not.toBe(ref.raw_sha256);
+  });
+
   it("qcow2-v3-snapshot lists snapshot s1 and its active layer holds pattern A+B", async () => {
     const path = join(t.dir, "images", "qcow2-v3-snapshot.qcow2");
     const img = await openImage(path, { readOnly: true });

@@ -187,7 +187,7 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
   res.fragmentedClusters = 0;
   res.compressedClusters = 0;
   inc(t, cs, 0, cs, "header");
-  await checkL1(inst, t, inst.map.l1TableOffset, inst.map.l1Size, true);
+  await checkL1(inst, t, inst.header.l1TableOffset, inst.header.l1Size, true);
   for (const s of inst.snapshots) await checkL1(inst, t, s.l1TableOffset, s.l1Size, false);
   if (inst.snapshots.length > 0) inc(t, cs, inst.header.snapshotsOffset, inst.snapshotTableBytes, "snapshot table");
   await checkBitmaps(inst, t);
@@ -277,6 +277,8 @@ function compare(t: Tally, stored: Float64Array): Comparison {
 async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Float64Array, fix: boolean): Promise<void> {
   const cs = inst.clusterSize;
   const map = inst.map;
+  // Only the active table carries meaningful COPIED flags (a snapshot opened for reading does not).
+  if (map.l1TableOffset !== inst.header.l1TableOffset) return;
   const l1 = map.l1;
   const l1v = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
   const rcOf = (off: number) => (off / cs < stored.length ? stored[off / cs] : 0);

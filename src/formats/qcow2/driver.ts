@@ -4,7 +4,7 @@
  * @module
  */
 import type { CreateContext, FormatDriver, FormatInstance, OpenContext, ProbeInput } from "../../core/format.js";
-import { CorruptImageError } from "../../errors.js";
+import { CorruptImageError, ImageError } from "../../errors.js";
 import { readQcow2Bitmaps, type Qcow2Bitmap } from "./bitmaps.js";
 import { checkQcow2 } from "./check.js";
 import { Qcow2ClusterMap } from "./cluster-map.js";
@@ -26,8 +26,9 @@ import { Qcow2Refcounts } from "./refcounts.js";
 import { readQcow2Snapshots, type Qcow2Snapshot } from "./snapshots.js";
 
 /**
- * Opens a qcow2 image. Driver option `repair=on` allows a writable open of an image marked
- * corrupt, for `check -r` only.
+ * Opens a qcow2 image. Driver options: `repair=on` allows a writable open of an image marked
+ * corrupt, for `check -r` only; `snapshot.name` / `snapshot.id` open an internal snapshot
+ * (read-only), as qemu-img's `-l`.
  */
 async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
   const file = ctx.file;
@@ -59,6 +60,22 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
     ctx.warn("qcow2 bitmaps extension is marked inconsistent (autoclear bit clear); ignoring the bitmaps");
   }
 
+  // `snapshot.name` / `snapshot.id` (qemu-img's -l): read an internal snapshot instead.
+  const snapName = ctx.options["snapshot.name"];
+  const snapId = ctx.options["snapshot.id"];
+  let snap: Qcow2Snapshot | undefined;
+  if (snapName !== undefined || snapId !== undefined) {
+    if (!readOnly) {
+      throw new ImageError("ERR_READ_ONLY", "Cannot open a qcow2 snapshot for writing (snapshots open read-only)", { format: "qcow2" });
+    }
+    snap = snapshots.find((s) => (snapId === undefined || s.id === snapId) && (snapName === undefined || s.name === snapName));
+    if (!snap) {
+      throw new ImageError("ERR_OPEN_DENIED", `Cannot open qcow2 image: no snapshot ${snapName ?? ""}${snapId !== undefined ? ` (id ${snapId})` : ""}`, {
+        format: "qcow2",
+      });
+    }
+  }
+
   let inst: Qcow2Instance | undefined;
   const beforeWrite = () => inst!.beforeWrite();
   const refcounts = await Qcow2Refcounts.open({
@@ -83,8 +100,8 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
     file,
     clusterBits: header.clusterBits,
     extendedL2: (header.incompatibleFeatures & 0x10n) !== 0n,
-    l1TableOffset: header.l1TableOffset,
-    l1Size: header.l1Size,
+    l1TableOffset: snap ? snap.l1TableOffset : header.l1TableOffset,
+    l1Size: snap ? snap.l1Size : header.l1Size,
     refcounts: readOnly ? undefined : refcounts,
     beforeWrite,
   });
@@ -100,6 +117,7 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
     kernel: ctx.kernel,
     repairOnly: corrupt && repair,
     check: checkQcow2,
+    size: snap?.diskSize,
   });
   if (!readOnly) {
     // vdisk maintains no autoclear feature: clear them all before the first write (spec).

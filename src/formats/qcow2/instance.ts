@@ -52,6 +52,8 @@ export interface Qcow2InstanceParts {
   /** The image may only be repaired (opened writable with the corrupt bit set). */
   repairOnly: boolean;
   check(inst: Qcow2Instance, repair?: RepairMode): Promise<CheckResult>;
+  /** Virtual size when it differs from the header's (a snapshot opened for reading). */
+  size?: number;
 }
 
 /** Token of a compressed mapping. */
@@ -111,7 +113,7 @@ export class Qcow2Instance implements FormatInstance {
     this.readOnly = p.readOnly;
     this.repairOnly = p.repairOnly;
     this.checkImpl = p.check;
-    this.size = p.header.size;
+    this.size = p.size ?? p.header.size;
     this.clusterSize = p.header.clusterSize;
     this.clusterBits = p.header.clusterBits;
     this.extendedL2 = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_EXTL2) !== 0n;

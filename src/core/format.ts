@@ -155,6 +155,11 @@ export interface FormatInstance {
   /** Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile. */
   writeCompressed?(offset: number, data: Uint8Array): Promise<boolean>;
   /**
+   * The unit `writeCompressed` takes when it differs from `allocationUnit` (qcow2 with
+   * extended L2 entries allocates subclusters but compresses whole clusters).
+   */
+  readonly compressionUnit?: number;
+  /**
    * When true, a write into a range that reads as unallocated zeros (a `zero` mapping that is
    * not `allocated`) allocates nothing if the whole widened allocation unit stays all zeros:
    * the range already reads as the data written (GOW's zero-block rule).

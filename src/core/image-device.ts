@@ -333,7 +333,7 @@ export class ImageDevice implements BlockDevice {
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write compressed");
     this.checkRange(offset, data.length, "write compressed");
-    const unit = this.instance.allocationUnit;
+    const unit = this.instance.compressionUnit ?? this.instance.allocationUnit;
     if (!this.instance.writeCompressed || offset % unit !== 0) {
       await this.write(offset, data);
       return;

@@ -92,7 +92,7 @@ describe("qcow2 life cycle against an in-memory model", () => {
             if (e2 > s2) model.fill(0, s2, e2);
           }
         } else {
-          const unit = img.instance.allocationUnit;
+          const unit = img.instance.compressionUnit ?? img.instance.allocationUnit;
           const o = Math.floor(off / unit) * unit;
           const l = Math.min(model.length - o, unit * (1 + Math.floor(r() * 3)));
           const d = fill(l, r);

@@ -79,6 +79,8 @@ export class Qcow2Instance implements FormatInstance {
   readonly format = "qcow2";
   readonly size: number;
   readonly allocationUnit: number;
+  /** Compressed clusters are whole clusters, also with extended L2 entries. */
+  readonly compressionUnit: number;
   readonly backing?: { name: string; format?: string };
   readonly file: IoBackend;
   readonly header: Qcow2Header;
@@ -119,6 +121,7 @@ export class Qcow2Instance implements FormatInstance {
     this.extendedL2 = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_EXTL2) !== 0n;
     this.subclusterSize = this.extendedL2 ? this.clusterSize / QCOW2_SUBCLUSTERS : this.clusterSize;
     this.allocationUnit = this.subclusterSize;
+    this.compressionUnit = this.clusterSize;
     this.corrupt = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
     this.allocator = new Qcow2Allocator(p.refcounts, p.header.clusterBits);
     if (p.header.backingFile !== undefined) {
@@ -656,7 +659,7 @@ export class Qcow2Instance implements FormatInstance {
   writeCompressed(offset: number, data: Uint8Array): Promise<boolean> {
     return this.guarded(async () => {
       const cs = this.clusterSize;
-      if (this.extendedL2 || offset % cs !== 0) return false;
+      if (offset % cs !== 0) return false;
       let src = data;
       if (src.length < cs) {
         src = new Uint8Array(cs);

@@ -227,6 +227,16 @@ export async function runCrashTrials(s: CrashScenario, o: CrashTrialOptions): Pr
     expectCrashConsistent(rwData, durable, pending, label);
     const c = await rw.check();
     expect(c.corruptions, `${label}: ${c.messages.join("; ")}`).toBe(0);
+    // Life goes on: small writes after the crash must not bring back data of lost writes.
+    const after = rwData.slice();
+    for (let i = 0; i < 6; i++) {
+      const len = 1 + Math.floor(r() * 3000);
+      const off = Math.floor(r() * (s.size - len));
+      const d = fillPattern(len, 7000 + i);
+      await rw.write(off, d);
+      after.set(d, off);
+    }
+    expect(diffAt(await rw.read(0, s.size), after), `${label}: writes after the crash`).toBe(-1);
     await rw.close();
   }
 }

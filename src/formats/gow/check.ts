@@ -9,7 +9,7 @@ import type { CheckResult, RepairMode } from "../../core/format.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
 import { decodeGowHeader, readGowMap } from "./header.js";
-import { GOW_BLOCK_SIZE, GOW_FREE, GowHeaderCodec, type GowVersionLayout } from "./layout.js";
+import { GOW_BLOCK_SIZE, GowHeaderCodec, type GowVersionLayout } from "./layout.js";
 
 /** Entries examined per map piece. */
 const PIECE = 1 << 18;
@@ -49,9 +49,11 @@ export async function checkGowImage(
   let mapped = 0;
   for (let first = 0; first < layout.maxBlocks; first += PIECE) {
     const map = await readGowMap(file, first, Math.min(PIECE, layout.maxBlocks - first), format);
+    // FREE is all ones: as signed words the scan compares small integers (-1).
+    const words = new Int32Array(map.buffer, map.byteOffset, map.length);
     for (let i = 0; i < map.length; i++) {
+      if (words[i] === -1) continue;
       const slot = map[i];
-      if (slot === GOW_FREE) continue;
       const b = first + i;
       if (b >= h.size) {
         r.corruptions++;

@@ -7,6 +7,9 @@ import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
 import { GOW_FREE, GOW_MAP_OFFSET, GowHeaderCodec, type GowHeader, type GowVersionLayout } from "./layout.js";
 
+/** Typed arrays use the host's byte order; on little-endian hosts the map decodes by copying. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** Map bytes read per I/O (keeps temporary buffers small). */
 const MAP_PIECE = 1 << 20;
 
@@ -38,8 +41,12 @@ export async function readGowMap(io: IoBackend, first: number, count: number, na
   for (let i = 0; i < count; ) {
     const n = Math.min(count - i, MAP_PIECE / 4);
     const bytes = await readExact(io, GOW_MAP_OFFSET + 4 * (first + i), 4 * n, "map", name);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let k = 0; k < n; k++) map[i + k] = view.getUint32(4 * k, true);
+    if (LITTLE_ENDIAN_HOST) {
+      map.set(new Uint32Array(bytes.buffer, bytes.byteOffset, n), i);
+    } else {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let k = 0; k < n; k++) map[i + k] = view.getUint32(4 * k, true);
+    }
     i += n;
   }
   return map;

@@ -35,6 +35,15 @@ export type StructValue<F extends readonly FieldDef[]> = {
   -readonly [D in F[number] as D["name"]]: ValueOf<D["kind"]>;
 };
 
+/** Options of {@link StructCodec.decode}. */
+export interface DecodeOptions {
+  /**
+   * A `u64` above 2^53 − 1 decodes to `Infinity` instead of throwing: for headers whose checks
+   * must run in a set order (magic first) and reject such values themselves.
+   */
+  readonly u64Overflow?: "throw" | "infinity";
+}
+
 /** Decodes and encodes one structure. */
 export interface StructCodec<T> {
   /** The structure's name, used in error messages. */
@@ -48,7 +57,7 @@ export interface StructCodec<T> {
    * Decodes the structure at `at` of `buf` (which must hold `size` bytes from there; a
    * `RangeError` otherwise). `bytes` fields are copies; `buf` is not kept.
    */
-  decode(buf: Uint8Array, at?: number): T;
+  decode(buf: Uint8Array, at?: number, options?: DecodeOptions): T;
   /**
    * Encodes `value` into `into` at `at` (a new zeroed buffer of `size` bytes when `into` is
    * absent) and returns the buffer written. Integers out of their field's range and texts or
@@ -113,7 +122,7 @@ export function defineStruct<const F extends readonly FieldDef[]>(
       if (!p) throw new Error(`${name}: no field ${field}`);
       return p.offset;
     },
-    decode(buf, at = 0) {
+    decode(buf, at = 0, options = {}) {
       const dv = view(buf, at);
       const out: Record<string, number | string | Uint8Array> = {};
       for (const { def, offset: o, width } of placed) {
@@ -134,6 +143,10 @@ export function defineStruct<const F extends readonly FieldDef[]>(
             if (def.kind === "u64x" && hi === 0xffffffff && lo === 0xffffffff) {
               out[def.name] = -1;
             } else if (hi > 0x1fffff) {
+              if (options.u64Overflow === "infinity") {
+                out[def.name] = Infinity;
+                break;
+              }
               throw new RangeError(
                 `${name}.${def.name} = 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} exceeds 2^53`,
               );

@@ -6,13 +6,15 @@ import type { FormatDriver } from "../core/format.js";
 import { fvdDriver } from "./fvd/driver.js";
 import { gow1Driver, gow2Driver } from "./gow/driver.js";
 import { qcow2Driver } from "./qcow2/driver.js";
+import { qcowDriver } from "./qcow/driver.js";
+import { qedDriver } from "./qed/driver.js";
 import { rawDriver } from "./raw/driver.js";
 import { vhdDriver } from "./vhd/driver.js";
 import { vdiDriver } from "./vdi/driver.js";
 import { parallelsDriver } from "./parallels/driver.js";
 
 /** Every built-in driver. Raw is last: it is the fallback of probing. */
-export const builtinDrivers: FormatDriver[] = [qcow2Driver, vhdDriver, vdiDriver, parallelsDriver, gow1Driver, gow2Driver, fvdDriver, rawDriver];
+export const builtinDrivers: FormatDriver[] = [qcow2Driver, vhdDriver, vdiDriver, parallelsDriver, gow1Driver, gow2Driver, fvdDriver, qcowDriver, qedDriver, rawDriver];
 
 /** Finds a driver by name or alias; `undefined` when unknown. */
 export function findDriver(name: string, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver | undefined {

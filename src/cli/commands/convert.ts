@@ -1,0 +1,178 @@
+/**
+ * `vdisk convert`: copy an image into a new (or existing, `-n`) image of any format
+ * (qemu-img convert). Sparse: unallocated and zero ranges are not written.
+ * @module
+ */
+import { ImageDevice } from "../../core/image-device.js";
+import { convertImage } from "../../ops/convert.js";
+import { optFlag, optString, parseArgs } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, rejectUnsupported } from "../common.js";
+import type { Command, CommandContext } from "../context.js";
+import { CliError, UsageError, errorText } from "../errors.js";
+import { createCliImage, openCliImage, type CliImage } from "../open-image.js";
+import { progressPrinter } from "../progress.js";
+import { joinedOptions, createOptionsHelp, parseSizeArg, requireFormat, splitCreateOptions, wantsOptionHelp } from "./create.js";
+
+const SPECS = [
+  HELP_OPTION,
+  FORCE_SHARE_OPTION,
+  ...UNSUPPORTED_OPTIONS,
+  { key: "format", short: "f", long: "format", value: true },
+  { key: "output-format", short: "O", long: "output-format", value: true },
+  { key: "options", short: "o", long: "options", value: true, repeat: true },
+  { key: "compress", short: "c", long: "compress" },
+  { key: "sparse", short: "S", long: "sparse-size", value: true },
+  { key: "no-create", short: "n", long: "no-create" },
+  { key: "progress", short: "p", long: "progress" },
+  { key: "quiet", short: "q", long: "quiet" },
+  { key: "backing", short: "B", long: "backing", value: true },
+  { key: "backing-format", short: "F", long: "backing-format", value: true },
+  { key: "cache", short: "t", long: "cache", value: true },
+  { key: "src-cache", short: "T", long: "source-cache", value: true },
+  { key: "coroutines", short: "m", long: "coroutines", value: true },
+  { key: "out-of-order", short: "W", long: "out-of-order" },
+  { key: "copy-range", short: "C", long: "copy-range-offloading" },
+  { key: "target-is-zero", long: "target-is-zero" },
+  { key: "rate", short: "r", long: "rate-limit", value: true },
+  { key: "snapshot", short: "l", long: "snapshot", value: true },
+  { key: "salvage", long: "salvage" },
+  { key: "bitmaps", long: "bitmaps" },
+  { key: "target-image-opts", long: "target-image-opts" },
+];
+
+/** Largest `-S` qemu-img accepts (16 MiB). */
+const MAX_SPARSE = 16 << 20;
+/** Bytes per read request. */
+const CHUNK = 4 << 20;
+
+export const convertCommand: Command = {
+  name: "convert",
+  synopsis: "convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n] [-p] [-q] SRC DST",
+  help: `usage: vdisk convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n]
+                     [-p] [-q] [-m N] [-W] [--target-is-zero] SRC DST
+
+Copies the guest contents of SRC (with its backing chain) into DST, creating DST unless -n.
+Unallocated and zero ranges of SRC are not written, so DST stays sparse.
+
+  -f, --format FMT          format of SRC (probed when absent)
+  -O, --output-format FMT   format of DST (default raw)
+  -o, --options OPTS        DST create options, name=value,... ('-o help' lists them)
+  -B, --backing FILE        give DST this backing file and copy only what SRC's top image holds
+  -F, --backing-format FMT  format of the -B backing file
+  -c, --compress            write DST's clusters compressed (formats that support it)
+  -S, --sparse-size SIZE    zero runs of SIZE bytes in SRC's data are not written (default 4k,
+                            0 writes every allocated byte)
+  -n, --no-create           DST exists already: write into it instead of creating it
+  --target-is-zero          with -n: DST reads as zeros already, skip writing zeros
+  -m, --coroutines N        requests in flight (1-16, default 4)
+  -W, --out-of-order        allow writes out of guest order
+  -p, --progress            show progress
+  -q, --quiet               print nothing but errors
+  -t, -T, -U, -C, -r        accepted for qemu-img compatibility
+`,
+  async run(argv: string[], ctx: CommandContext): Promise<number> {
+    const args = parseArgs(argv, SPECS);
+    if (optFlag(args, "help")) {
+      ctx.out(this.help);
+      return 0;
+    }
+    rejectUnsupported(args);
+    for (const k of ["snapshot", "salvage", "bitmaps", "target-image-opts"]) {
+      if (optFlag(args, k)) throw new UsageError(`option '${k === "snapshot" ? "-l" : `--${k}`}' is not supported by vdisk`);
+    }
+    const outDriver = requireFormat(optString(args, "output-format") ?? "raw");
+    const optText = joinedOptions(args);
+    if (wantsOptionHelp(optText)) {
+      ctx.out(createOptionsHelp(outDriver));
+      return 0;
+    }
+    if (args.operands.length < 2) throw new UsageError("Expecting image file name");
+    if (args.operands.length > 2) throw new UsageError("Converting several source images into one is not supported by vdisk");
+    const [srcPath, dstPath] = args.operands;
+    const quiet = optFlag(args, "quiet");
+    const noCreate = optFlag(args, "no-create");
+    const compress = optFlag(args, "compress");
+    const targetIsZero = optFlag(args, "target-is-zero");
+    if (targetIsZero && !noCreate) throw new UsageError("--target-is-zero requires use of -n flag");
+    let sparse = 4096;
+    const sparseText = optString(args, "sparse");
+    if (sparseText !== undefined) {
+      sparse = parseSizeArg(sparseText);
+      if (sparse % 512 !== 0 || sparse > MAX_SPARSE) {
+        throw new CliError("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16MB.");
+      }
+    }
+    let parallel = 4;
+    const co = optString(args, "coroutines");
+    if (co !== undefined) {
+      parallel = Number(co);
+      if (!Number.isInteger(parallel) || parallel < 1 || parallel > 16) {
+        throw new CliError("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
+      }
+    }
+    const backingFile = optString(args, "backing");
+    const backingFormat = optString(args, "backing-format");
+    if (backingFile !== undefined && noCreate) throw new CliError("-B makes no sense when not creating the target (-n)");
+    let createOpts;
+    try {
+      createOpts = splitCreateOptions(outDriver, optText);
+    } catch (e) {
+      throw new CliError(errorText(e), 1, { cause: e });
+    }
+    if (createOpts.size !== undefined) throw new CliError("Option size is not allowed for convert");
+    const kernel = await cliKernel();
+    const progress = progressPrinter(ctx, optFlag(args, "progress") && !quiet);
+    let src: CliImage | undefined;
+    let dst: CliImage | undefined;
+    try {
+      src = await openCliImage(srcPath, { format: optString(args, "format"), readOnly: true });
+      if (noCreate) {
+        dst = await openCliImage(dstPath, { format: outDriver.name, warn: ctx.warn });
+      } else {
+        const backing = backingFile ?? createOpts.backingFile;
+        if (backing !== undefined && !outDriver.supportsBacking) {
+          throw new CliError(`Backing file not supported for file format '${outDriver.name}'`);
+        }
+        try {
+          dst = await createCliImage(dstPath, {
+            format: outDriver.name,
+            size: src.device.size,
+            options: createOpts.values,
+            backingFile: backing,
+            backingFormat: backingFormat ?? createOpts.backingFormat,
+            warn: ctx.warn,
+          });
+        } catch (e) {
+          throw new CliError(`${dstPath}: ${errorText(e)}`, 1, { cause: e });
+        }
+      }
+      const target = dst.device;
+      if (compress && target instanceof ImageDevice && !target.instance.writeCompressed) {
+        throw new CliError("Compression not supported for this file format");
+      }
+      if (target.size < src.device.size) throw new CliError("Error: the target image is smaller than the source");
+      const hasBacking = target instanceof ImageDevice && target.backing !== undefined;
+      await convertImage(src.device, target, {
+        kernel,
+        sparseSize: sparse,
+        compress,
+        targetIsZero: noCreate ? targetIsZero : !hasBacking,
+        skipBacking: hasBacking && !noCreate,
+        alignment: target instanceof ImageDevice ? target.instance.allocationUnit : 65536,
+        chunkSize: CHUNK,
+        parallel,
+        // Raw targets have no allocation order to keep; others get a sequential layout.
+        inOrder: !optFlag(args, "out-of-order") && target.format !== "raw",
+        onProgress: progress.update,
+      });
+    } finally {
+      progress.done();
+      try {
+        await dst?.device.close();
+      } finally {
+        await src?.device.close();
+      }
+    }
+    return 0;
+  },
+};

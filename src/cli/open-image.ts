@@ -1,0 +1,93 @@
+/**
+ * Opening images for the CLI: paths, qemu-img's backing policy (`any`), backing names combined
+ * with the naming image's directory the way qemu-img shows them, and each layer's file kept at
+ * hand for `actual-size`.
+ * @module
+ */
+import type { ImageDevice } from "../core/image-device.js";
+import type { FileOpener, IoBackend } from "../io/backend.js";
+import { NodeFileBackend, createImage, openImage } from "../node.js";
+import type { CreateImageOptions } from "../core/open.js";
+import { openError } from "./errors.js";
+
+/**
+ * The name qemu-img shows for `name` stored in the image at `base`: absolute names as they are,
+ * relative ones prefixed with the directory part of `base` (textually, no normalisation).
+ */
+export function combineBackingPath(base: string, name: string): string {
+  if (name.startsWith("/")) return name;
+  const slash = base.lastIndexOf("/");
+  return slash < 0 ? name : base.slice(0, slash + 1) + name;
+}
+
+/** Files opened on behalf of one image, by the name they were opened under. */
+export type OpenedFiles = Map<string, NodeFileBackend>;
+
+function recordingOpener(files: OpenedFiles): FileOpener {
+  return async (req) => {
+    const path = combineBackingPath(req.relativeTo.name, req.name);
+    const f = await NodeFileBackend.open(path, { readOnly: !req.writable });
+    files.set(path, f);
+    return f;
+  };
+}
+
+/** Options of {@link openCliImage}. */
+export interface CliOpenOptions {
+  format?: string;
+  readOnly?: boolean;
+  /** Open without the backing chain (`info`, unsafe operations). */
+  noBacking?: boolean;
+  warn?: (message: string) => void;
+}
+
+/** An image opened by the CLI with the files of its chain. */
+export interface CliImage {
+  readonly device: ImageDevice;
+  /** Every file of the chain by path; the top image's file is under its own path. */
+  readonly files: OpenedFiles;
+}
+
+/** Opens `path` as qemu-img would. Failures become "Could not open 'path': …". */
+export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
+  const files: OpenedFiles = new Map();
+  try {
+    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly });
+    files.set(path, top);
+    const device = await openImage(top, {
+      format: options.format,
+      readOnly: options.readOnly,
+      noBacking: options.noBacking,
+      backing: "any",
+      openFile: recordingOpener(files),
+      warn: options.warn,
+    });
+    return { device, files };
+  } catch (e) {
+    throw openError(path, e);
+  }
+}
+
+/** Creates `path` (truncating it) as a new image and opens it read-write. */
+export async function createCliImage(
+  path: string,
+  options: Omit<CreateImageOptions, "openFile" | "backing">,
+): Promise<CliImage> {
+  const files: OpenedFiles = new Map();
+  const top = await NodeFileBackend.open(path, { create: true });
+  files.set(path, top);
+  const device = await createImage(top, { ...options, backing: "any", openFile: recordingOpener(files) });
+  return { device, files };
+}
+
+/** Bytes a file occupies on disk, when the backend can tell. */
+export async function allocatedSizeOf(file: IoBackend | undefined): Promise<number | undefined> {
+  if (file instanceof NodeFileBackend) {
+    try {
+      return await file.allocatedSize();
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}

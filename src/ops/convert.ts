@@ -1,0 +1,287 @@
+/**
+ * Copying one virtual disk into another (`vdisk convert`), format-neutral: the source's
+ * allocation map decides what is read at all, a zero scan of what is read keeps the target
+ * sparse, and a bounded pipeline keeps reads and writes in flight together.
+ * @module
+ */
+import type { BlockDevice, Extent } from "../core/block-device.js";
+import { getKernel } from "../kernel/index.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { ProgressCallback } from "./progress.js";
+
+/** Options of {@link convertImage}. */
+export interface ConvertOptions {
+  /** The kernel that scans for zeros and supplies buffers. Default: the process-wide one. */
+  kernel?: Kernel;
+  /**
+   * Zero detection granularity (`-S`): aligned runs of this many zero bytes in allocated source
+   * data are not written. 0 writes every allocated byte. Default 4096.
+   */
+  sparseSize?: number;
+  /** Write whole target units compressed (`-c`). Needs `alignment` set to the target's unit. */
+  compress?: boolean;
+  /**
+   * The target reads as zeros everywhere before the copy (a fresh image without a backing
+   * file). Zero ranges are then skipped instead of written with `writeZeroes`.
+   */
+  targetIsZero?: boolean;
+  /**
+   * Copy only what the source's top image stores (`convert -B`): ranges the source reads from
+   * its backing chain are left to the target's own backing file.
+   */
+  skipBacking?: boolean;
+  /** Target allocation unit: compressed writes and chunk boundaries align to it. Default 65536. */
+  alignment?: number;
+  /** Bytes read per request. Default 4 MiB (rounded to a multiple of `alignment`). */
+  chunkSize?: number;
+  /** Requests in flight (buffers in use). Default 4. */
+  parallel?: number;
+  /**
+   * Issue writes in guest order (default true), so formats that allocate on write lay the
+   * target out sequentially. Reads still run ahead.
+   */
+  inOrder?: boolean;
+  onProgress?: ProgressCallback;
+}
+
+/** What {@link convertImage} did, in bytes of the virtual disk. */
+export interface ConvertStats {
+  /** Bytes written as data (plain or compressed). */
+  dataBytes: number;
+  /** Bytes the target was told to zero. */
+  zeroedBytes: number;
+  /** Bytes left alone (already zero on the target, or left to its backing file). */
+  skippedBytes: number;
+  /** Bytes read from the source. */
+  readBytes: number;
+}
+
+type ItemKind = "data" | "zero" | "skip";
+interface Item {
+  kind: ItemKind;
+  start: number;
+  end: number;
+}
+
+/**
+ * The source's allocation map as work items: data ranges to read (widened to `align` so
+ * compressed writes cover whole units), zero ranges, and ranges to skip. Items are in order,
+ * contiguous and non-overlapping.
+ */
+async function* plan(source: BlockDevice, size: number, align: number, skipBacking: boolean): AsyncGenerator<Item> {
+  let cur: Item | undefined;
+  for await (const e of source.extents(0, size)) {
+    const kind = classify(e, skipBacking);
+    let start = e.offset;
+    let end = e.offset + e.length;
+    if (kind === "data" && align > 1) {
+      start -= start % align;
+      end = Math.min(size, Math.ceil(end / align) * align);
+    }
+    if (cur) {
+      if (kind !== "data" && cur.kind === "data") start = Math.max(start, cur.end);
+      if (start >= end) continue;
+      if (kind === "data" && cur.kind !== "data" && cur.end > start) {
+        // A widened data range swallows the tail of the preceding zero/skip range.
+        cur.end = start;
+        if (cur.end <= cur.start) cur = undefined;
+      }
+    }
+    if (cur && cur.kind === kind && cur.end >= start) {
+      cur.end = Math.max(cur.end, end);
+      continue;
+    }
+    if (cur) yield cur;
+    cur = { kind, start, end };
+  }
+  if (cur) yield cur;
+}
+
+function classify(e: Extent, skipBacking: boolean): ItemKind {
+  if (skipBacking && e.depth > 0) return "skip";
+  return e.data ? "data" : "zero";
+}
+
+/**
+ * Copies the guest contents of `source` into `target` (whose size must be at least the
+ * source's) and flushes the target once at the end. Bytes the target already reads correctly
+ * are skipped per the options. Rejects with the first error of any read or write; requests
+ * already in flight are awaited first.
+ */
+export async function convertImage(
+  source: BlockDevice,
+  target: BlockDevice,
+  options: ConvertOptions = {},
+): Promise<ConvertStats> {
+  const size = source.size;
+  if (target.size < size) {
+    throw new RangeError(`The target (${target.size} bytes) is smaller than the source (${size} bytes)`);
+  }
+  const kernel = options.kernel ?? getKernel();
+  const sparse = options.sparseSize ?? 4096;
+  if (!Number.isSafeInteger(sparse) || sparse < 0) throw new RangeError(`Invalid sparse size ${sparse}`);
+  const align = Math.max(1, options.alignment ?? 65536);
+  const compress = !!options.compress;
+  const unitAlign = compress ? align : 1;
+  let chunk = Math.max(options.chunkSize ?? 4 << 20, align);
+  chunk -= chunk % align;
+  const parallel = Math.max(1, options.parallel ?? 4);
+  const inOrder = options.inOrder ?? true;
+  const zeroTarget = !!options.targetIsZero;
+  const stats: ConvertStats = { dataBytes: 0, zeroedBytes: 0, skippedBytes: 0, readBytes: 0 };
+  let done = 0;
+  const progress = (n: number): void => {
+    done += n;
+    options.onProgress?.(done, size);
+  };
+  options.onProgress?.(0, size);
+
+  const pool: Uint8Array[] = [];
+  const allBuffers: Uint8Array[] = [];
+  const inflight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  // Each task waits for the previous one's writes when writes go in order.
+  let writeTurn: Promise<void> = Promise.resolve();
+
+  const start = (task: (turn: Promise<void>) => Promise<void>): void => {
+    let release!: () => void;
+    const turn = writeTurn;
+    const next = new Promise<void>((r) => (release = r));
+    writeTurn = inOrder ? next : writeTurn;
+    const p = task(inOrder ? turn : Promise.resolve())
+      .catch((e) => {
+        failure ??= { error: e };
+      })
+      .finally(() => {
+        release();
+        inflight.delete(p);
+      });
+    inflight.add(p);
+  };
+  const waitForSlot = async (): Promise<void> => {
+    while (inflight.size >= parallel) await Promise.race(inflight);
+  };
+  const takeBuffer = (): Uint8Array => {
+    const b = pool.pop();
+    if (b) return b;
+    const nb = kernel.allocBuffer(chunk);
+    allBuffers.push(nb);
+    return nb;
+  };
+
+  /** Writes `buf[0, len)` (guest `offset`) minus its zero granules. */
+  const writeScanned = async (offset: number, buf: Uint8Array, len: number): Promise<void> => {
+    const writes: Promise<void>[] = [];
+    const emit = async (zero: boolean, from: number, to: number): Promise<void> => {
+      const n = to - from;
+      let p: Promise<void> | undefined;
+      if (!zero) {
+        stats.dataBytes += n;
+        p = target.write(offset + from, buf.subarray(from, to));
+      } else if (zeroTarget) {
+        stats.skippedBytes += n;
+      } else {
+        stats.zeroedBytes += n;
+        p = target.writeZeroes(offset + from, n);
+      }
+      // In order: one write at a time so allocation follows guest order; else all at once.
+      if (p && inOrder) await p;
+      else if (p) writes.push(p);
+    };
+    let runStart = 0;
+    let runZero = false;
+    let pos = 0;
+    while (pos < len) {
+      // Granules are aligned to guest offsets, so the first one may be short.
+      const mis = (offset + pos) % sparse;
+      const gEnd = Math.min(len, pos + sparse - mis);
+      const zero = kernel.findNonZero(buf, pos, gEnd) === gEnd;
+      const end = mis === 0 ? kernel.granuleRunEnd(buf, pos, len, sparse) : gEnd;
+      if (pos > runStart && zero !== runZero) {
+        await emit(runZero, runStart, pos);
+        runStart = pos;
+      }
+      runZero = zero;
+      pos = end;
+    }
+    if (len > runStart) await emit(runZero, runStart, len);
+    await Promise.all(writes);
+  };
+
+  /** Compressed writes of whole units; all-zero units are skipped or zeroed. */
+  const writeCompressedUnits = async (offset: number, buf: Uint8Array, len: number): Promise<void> => {
+    let pos = 0;
+    while (pos < len) {
+      const end = Math.min(len, pos + align);
+      if (kernel.findNonZero(buf, pos, end) === end) {
+        if (zeroTarget) stats.skippedBytes += end - pos;
+        else {
+          stats.zeroedBytes += end - pos;
+          await target.writeZeroes(offset + pos, end - pos);
+        }
+      } else {
+        stats.dataBytes += end - pos;
+        await target.writeCompressed(offset + pos, buf.subarray(pos, end));
+      }
+      pos = end;
+    }
+  };
+
+  const copyChunk = async (offset: number, len: number, turn: Promise<void>): Promise<void> => {
+    const buf = takeBuffer();
+    try {
+      const view = buf.subarray(0, len);
+      await source.readInto(offset, view);
+      stats.readBytes += len;
+      await turn;
+      if (failure) return;
+      if (compress) await writeCompressedUnits(offset, buf, len);
+      else if (sparse === 0) {
+        stats.dataBytes += len;
+        await target.write(offset, view);
+      } else await writeScanned(offset, buf, len);
+      progress(len);
+    } finally {
+      pool.push(buf);
+    }
+  };
+
+  try {
+    for await (const item of plan(source, size, unitAlign, !!options.skipBacking)) {
+      if (failure) break;
+      const len = item.end - item.start;
+      if (item.kind === "skip" || (item.kind === "zero" && zeroTarget)) {
+        stats.skippedBytes += len;
+        progress(len);
+        continue;
+      }
+      if (item.kind === "zero") {
+        await waitForSlot();
+        start(async (turn) => {
+          await turn;
+          if (failure) return;
+          await target.writeZeroes(item.start, len);
+          stats.zeroedBytes += len;
+          progress(len);
+        });
+        continue;
+      }
+      let pos = item.start;
+      while (pos < item.end && !failure) {
+        // Chunk boundaries fall on multiples of the chunk size where possible.
+        const end = Math.min(item.end, pos - (pos % chunk) + chunk);
+        await waitForSlot();
+        const off = pos;
+        start((turn) => copyChunk(off, end - off, turn));
+        pos = end;
+      }
+    }
+  } catch (e) {
+    failure ??= { error: e };
+  }
+  await Promise.allSettled([...inflight]);
+  for (const b of allBuffers) kernel.freeBuffer(b);
+  if (failure) throw failure.error;
+  await target.flush();
+  return stats;
+}

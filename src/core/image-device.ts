@@ -241,22 +241,27 @@ export class ImageDevice implements BlockDevice {
       });
     }
     const unit = inst.allocationUnit;
-    const runEnd = offset + Math.min(m.length, data.length);
+    let runEnd = offset + Math.min(m.length, data.length);
     const aStart = offset - (offset % unit);
-    const aEnd = Math.min(this.size, Math.ceil(runEnd / unit) * unit);
+    let aEnd = Math.min(this.size, Math.ceil(runEnd / unit) * unit);
     // Read what the widened head and tail hold now, before allocation changes the mapping.
     const head = offset > aStart ? await this.readPlain(aStart, offset - aStart) : undefined;
-    const tail = aEnd > runEnd ? await this.readPlain(runEnd, aEnd - runEnd) : undefined;
+    let tail = aEnd > runEnd ? await this.readPlain(runEnd, aEnd - runEnd) : undefined;
     if (inst.skipZeroAllocation && m.kind === "zero" && !m.allocated) {
-      // The unit reads as zeros and would still: nothing to allocate.
-      const n = runEnd - offset;
+      // Units that would hold only zeros stay unallocated (they read zeros already); only the
+      // first run of units holding data is allocated now, the rest is handled by the caller's loop.
+      const full = new Uint8Array(aEnd - aStart);
+      if (head) full.set(head, 0);
+      full.set(data.subarray(0, runEnd - offset), offset - aStart);
+      if (tail) full.set(tail, runEnd - aStart);
       const k = this.kernel;
-      if (
-        k.findNonZero(data, 0, n) === n &&
-        (!head || k.findNonZero(head, 0, head.length) === head.length) &&
-        (!tail || k.findNonZero(tail, 0, tail.length) === tail.length)
-      ) {
-        return n;
+      const first = k.granuleRunEnd(full, 0, full.length, unit);
+      const probe = Math.min(unit, full.length);
+      if (k.findNonZero(full, 0, probe) === probe) return Math.min(aStart + first, runEnd) - offset;
+      if (aStart + first < aEnd) {
+        aEnd = aStart + first;
+        runEnd = aEnd;
+        tail = undefined;
       }
     }
     const alloc = await inst.allocate(aStart, aEnd - aStart);

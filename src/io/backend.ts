@@ -48,6 +48,11 @@ export interface OpenFileRequest {
   writable: boolean;
   /** Why the file is opened: `backing`, `data-file`, `extent`, `parent`. */
   purpose: string;
+  /**
+   * Create the file, or empty it if it exists (an external data file made by `create`).
+   * Implies `writable`. Openers that cannot create files ignore it and open an existing one.
+   */
+  create?: boolean;
 }
 
 /**

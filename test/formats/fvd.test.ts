@@ -335,3 +335,21 @@ describe("TV4: sizing", () => {
     expect(v.getUint32(0x87c, true)).toBe(MiB); // bytes_per_prefetch
   });
 });
+
+describe("separate data file on disk", () => {
+  it("create makes the data file next to the image; data lives there, metadata in the image", async () => {
+    const { createImage } = await import("../../src/node.js");
+    const img = file("split.fvd");
+    const dev = await createImage(img, { format: "fvd", size: 2 * MiB, options: "data_file=split.data", backing: "same-dir" });
+    await dev.write(MiB + 3, new Uint8Array([1, 2, 3]));
+    await dev.close();
+    expect(fs.statSync(img).size).toBe(8192); // plain image, no bitmap, table or journal
+    const data = fs.readFileSync(file("split.data"));
+    expect(data.length).toBe(2 * MiB); // data offset 0, extended to the disk size at first I/O
+    expect(Array.from(data.subarray(MiB + 3, MiB + 6))).toEqual([1, 2, 3]);
+    await expect(openImage(img, { format: "fvd", readOnly: true })).rejects.toMatchObject({ code: "ERR_OPEN_DENIED" });
+    const again = await openImage(img, { format: "fvd", readOnly: true, backing: "same-dir" });
+    expect(Array.from(await again.read(MiB + 3, 3))).toEqual([1, 2, 3]);
+    await again.close();
+  });
+});

@@ -73,6 +73,23 @@ describe("gow1 worked example (spec §6)", () => {
   });
 });
 
+describe("gow zero-block rule inside larger writes", () => {
+  it("a write spanning data, zero and data blocks allocates only the data blocks, in order", async () => {
+    const mem = new MemoryBackend();
+    const img = await createImage(mem, { format: "gow1", size: 8 * BLOCK });
+    const d = new Uint8Array(3 * BLOCK + 100);
+    d.fill(1, 0, BLOCK);
+    d.fill(2, 2 * BLOCK, 3 * BLOCK + 100);
+    await img.write(BLOCK, d);
+    await img.flush();
+    const f = mem.bytes();
+    expect(u32(f, 8)).toBe(3); // blocks 1, 3, 4 hold data; block 2 stays free
+    expect([u32(f, 12 + 4), u32(f, 12 + 8) >>> 0, u32(f, 12 + 12), u32(f, 12 + 16)]).toEqual([0, 0xffffffff, 1, 2]);
+    expect(diffAt(await img.read(BLOCK, d.length), d)).toBe(-1);
+    await img.close();
+  });
+});
+
 describe("gow create", () => {
   it("refuses a backing file, encryption and sizes out of range", async () => {
     await expectCode(createImage(new MemoryBackend(), { format: "gow1", size: 512 }), "ERR_OUT_OF_RANGE", /below one 64 KiB block/);

@@ -13,4 +13,4 @@ export function resolveNextTo(relativeTo: IoBackend, name: string): string {
 
 /** Opens files for images on Node: relative names are resolved next to the naming image. */
 export const nodeFileOpener: FileOpener = (req) =>
-  NodeFileBackend.open(resolveNextTo(req.relativeTo, req.name), { readOnly: !req.writable });
+  NodeFileBackend.open(resolveNextTo(req.relativeTo, req.name), { readOnly: !req.writable && !req.create, create: req.create });

@@ -153,7 +153,7 @@ export async function createFvdImage(ctx: CreateContext): Promise<void> {
   if (journal > 0) await fill(file, h.journal_offset, journal, 0);
   if (sparseUnit > 0 && base) await markSparseHoles(ctx, h, sparseUnit);
   if (dataFile) {
-    const df = await ctx.openFile({ name: dataFile, relativeTo: file, writable: true, purpose: "data-file" });
+    const df = await ctx.openFile({ name: dataFile, relativeTo: file, writable: true, create: true, purpose: "data-file" });
     try {
       await df.truncate(0);
       await df.flush();

@@ -1,0 +1,62 @@
+/**
+ * `check` for VHDX. Like qemu: a log replayed on open counts as one corruption fixed, and BAT
+ * entries pointing past the end of the file are corruptions. vdisk also reports invalid header
+ * and region table copies (and repairs them with `-r all`), invalid block states, blocks over
+ * the log or metadata, and blocks sharing file space.
+ * @module
+ */
+import type { CheckResult, RepairMode } from "../../core/format.js";
+import type { VhdxOpenState } from "./instance.js";
+import { VHDX_REGION_TABLE_OFFSETS } from "./region-table.js";
+
+/** Checks (and with `repair === "all"` repairs) the image described by `state`. */
+export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undefined, dropCaches: () => void): Promise<CheckResult> {
+  const r: CheckResult = { corruptions: 0, leaks: 0, checkErrors: 0, corruptionsFixed: 0, leaksFixed: 0, messages: [] };
+  const fix = repair === "all" && state.writable && state.journal;
+
+  if (state.logState === "replayed") {
+    r.corruptionsFixed++;
+    r.messages.push(`VHDX log (${state.logEntries} entries) was replayed when the image was opened`);
+  } else if (state.logState === "replayed-in-memory") {
+    r.corruptions++;
+    r.messages.push(`VHDX log holds ${state.logEntries} entries that were never replayed (read in memory; check -r all writes them)`);
+  }
+
+  const headerProblems = state.headers.problems();
+  if (headerProblems.length > 0) {
+    if (fix) {
+      await state.journal!.rewriteHeaders();
+      r.corruptionsFixed += headerProblems.length;
+      r.messages.push(...headerProblems.map((p) => `${p}: rewritten`));
+    } else {
+      r.corruptions += headerProblems.length;
+      r.messages.push(...headerProblems);
+    }
+  }
+
+  if (state.regions.problems.length > 0) {
+    if (fix) {
+      await state.journal!.beginFileWrite();
+      for (const o of VHDX_REGION_TABLE_OFFSETS) await state.rawFile.write(o, state.regions.raw);
+      await state.rawFile.flush();
+      r.corruptionsFixed += state.regions.problems.length;
+      r.messages.push(...state.regions.problems.map((p) => `${p}: rewritten from region table ${state.regions.copy}`));
+      state.regions.problems.length = 0;
+    } else {
+      r.corruptions += state.regions.problems.length;
+      r.messages.push(...state.regions.problems);
+    }
+  }
+
+  const fileSize = await state.file.size();
+  const scan = state.bat.scan(fileSize, state.reserved, true);
+  for (const p of scan.problems) {
+    r.corruptions++;
+    r.messages.push(p.message);
+  }
+  dropCaches();
+  r.totalClusters = state.geometry.payloadBlocks;
+  r.allocatedClusters = scan.allocatedBlocks;
+  r.imageEndOffset = fileSize;
+  return r;
+}

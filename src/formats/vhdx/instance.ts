@@ -1,0 +1,379 @@
+/**
+ * An open VHDX image: address translation through the BAT (and the sector bitmaps of
+ * differencing images), allocation at the end of the file, and metadata updates through the
+ * log (see journal.ts).
+ * @module
+ */
+import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
+import type { Allocation, DataMapping, Mapping } from "../../core/mapping.js";
+import { CorruptImageError, ImageError } from "../../errors.js";
+import type { IoBackend } from "../../io/backend.js";
+import type { Kernel } from "../../kernel/kernel.js";
+import type { VhdxBat, VhdxBatScan } from "./bat.js";
+import { checkVhdx } from "./check.js";
+import { VhdxGuardedBackend } from "./guarded-backend.js";
+import type { VhdxHeaders } from "./headers.js";
+import type { VhdxJournal } from "./journal.js";
+import {
+  PAYLOAD_BLOCK_FULLY_PRESENT,
+  PAYLOAD_BLOCK_NOT_PRESENT,
+  PAYLOAD_BLOCK_PARTIALLY_PRESENT,
+  PAYLOAD_BLOCK_UNDEFINED,
+  PAYLOAD_BLOCK_UNMAPPED,
+  PAYLOAD_BLOCK_UNMAPPED_V095,
+  PAYLOAD_BLOCK_ZERO,
+  SB_BLOCK_PRESENT,
+  VHDX_HEADER_SECTION_SIZE,
+  VHDX_MIB,
+  VHDX_SECTOR_BITMAP_BLOCK_SIZE,
+  bitmapBatIndex,
+  payloadBatIndex,
+  type VhdxGeometry,
+} from "./layout.js";
+import type { VhdxMetadata } from "./metadata.js";
+import type { VhdxRegionTable, VhdxReservedRange } from "./region-table.js";
+import { VHDX_BITMAP_PAGE_BITS, VhdxSectorBitmapCache } from "./sector-bitmap.js";
+import { vhdxInfo } from "./info.js";
+
+/** How a dirty log found at open was handled. */
+export type VhdxLogState = "clean" | "replayed" | "replayed-in-memory";
+
+/** Everything {@link openVhdx} assembled. */
+export interface VhdxOpenState {
+  /** The file as read (a replay overlay on a read-only open of a dirty image). */
+  readonly file: IoBackend;
+  /** The underlying file, closed on close. */
+  readonly rawFile: IoBackend;
+  readonly writable: boolean;
+  readonly kernel: Kernel;
+  readonly headers: VhdxHeaders;
+  readonly regions: VhdxRegionTable;
+  readonly metadata: VhdxMetadata;
+  readonly geometry: VhdxGeometry;
+  readonly bat: VhdxBat;
+  readonly scan: VhdxBatScan;
+  /** Ranges no block may use: the log and every region. */
+  readonly reserved: readonly VhdxReservedRange[];
+  readonly fileSize: number;
+  readonly creator: string;
+  readonly logState: VhdxLogState;
+  /** Entries replayed at open (0 when clean). */
+  readonly logEntries: number;
+  readonly journal?: VhdxJournal;
+  readonly backing?: BackingReference;
+  warn(message: string): void;
+}
+
+type BlockClass =
+  | { kind: "data"; fileOffset: number }
+  | { kind: "zero"; allocated: boolean }
+  | { kind: "backing" }
+  | { kind: "partial"; fileOffset: number };
+
+/** One open VHDX image. */
+export class VhdxInstance implements FormatInstance {
+  readonly format = "vhdx";
+  readonly size: number;
+  readonly allocationUnit: number;
+  readonly backing?: BackingReference;
+  /** Zero writes into blocks that read as unallocated zeros need not allocate them. */
+  readonly skipZeroAllocation = true;
+  /** The file guest data is read from and written to (guarded when writable). */
+  private readonly dataFile: IoBackend;
+  private readonly bitmaps: VhdxSectorBitmapCache;
+  /** Known file length, including space reserved by allocations. */
+  private fileSize: number;
+  /** Where the next block goes (1 MiB aligned, past everything referenced). */
+  private allocationEnd: number;
+  private failed = false;
+
+  constructor(readonly state: VhdxOpenState) {
+    const g = state.geometry;
+    this.size = g.virtualSize;
+    this.allocationUnit = g.logicalSectorSize;
+    this.backing = state.backing;
+    this.fileSize = state.fileSize;
+    this.allocationEnd = Math.max(state.scan.allocationEnd, Math.ceil(state.fileSize / VHDX_MIB) * VHDX_MIB);
+    const journal = state.journal;
+    this.dataFile = state.writable && journal ? new VhdxGuardedBackend(state.file, () => journal.beginDataWrite()) : state.file;
+    this.bitmaps = new VhdxSectorBitmapCache(state.file);
+  }
+
+  private get geometry(): VhdxGeometry {
+    return this.state.geometry;
+  }
+
+  private get bat(): VhdxBat {
+    return this.state.bat;
+  }
+
+  /** Bytes of the disk that payload block `block` holds (the last one may be short). */
+  private blockLength(block: number): number {
+    const g = this.geometry;
+    return Math.min(g.blockSize, g.virtualSize - block * g.blockSize);
+  }
+
+  private corrupt(message: string, batIndex: number): CorruptImageError {
+    return new CorruptImageError(`Cannot read vhdx image: ${message}`, {
+      format: "vhdx",
+      structure: "BAT",
+      fileOffset: this.bat.fileOffset + batIndex * 8,
+      file: this.state.file.name,
+    });
+  }
+
+  /** Checks a block or bitmap offset the BAT gives before it is used. */
+  private checkedOffset(index: number, length: number, what: string): number {
+    const off = this.bat.offset(index);
+    if (off < VHDX_HEADER_SECTION_SIZE) {
+      throw this.corrupt(`BAT entry ${index} places its ${what} at ${off < 0 ? "an offset past 2^53" : off}, inside the header section`, index);
+    }
+    if (off + length > this.fileSize) {
+      throw this.corrupt(
+        `BAT entry ${index} ${what} ends at ${off + length}, past the end of the file (${this.fileSize} bytes); the image has probably been truncated`,
+        index,
+      );
+    }
+    return off;
+  }
+
+  private classify(block: number): BlockClass {
+    const idx = payloadBatIndex(this.geometry, block);
+    const state = this.bat.state(idx);
+    switch (state) {
+      case PAYLOAD_BLOCK_FULLY_PRESENT:
+        return { kind: "data", fileOffset: this.checkedOffset(idx, this.blockLength(block), "block") };
+      case PAYLOAD_BLOCK_PARTIALLY_PRESENT:
+        if (!this.geometry.hasParent) throw this.corrupt(`BAT entry ${idx} is PARTIALLY_PRESENT in an image without a parent`, idx);
+        return { kind: "partial", fileOffset: this.checkedOffset(idx, this.blockLength(block), "block") };
+      case PAYLOAD_BLOCK_ZERO:
+        return { kind: "zero", allocated: true };
+      case PAYLOAD_BLOCK_NOT_PRESENT:
+        return this.geometry.hasParent ? { kind: "backing" } : { kind: "zero", allocated: false };
+      case PAYLOAD_BLOCK_UNDEFINED:
+      case PAYLOAD_BLOCK_UNMAPPED:
+      case PAYLOAD_BLOCK_UNMAPPED_V095:
+        // Contents are undefined by the specification; vdisk (like qemu) reads zeros.
+        return { kind: "zero", allocated: false };
+      default:
+        throw this.corrupt(`BAT entry ${idx} has invalid state ${state}`, idx);
+    }
+  }
+
+  async getMapping(offset: number, length: number): Promise<Mapping> {
+    if (offset >= this.size) return { kind: "eof", length: 0 };
+    const bs = this.geometry.blockSize;
+    const end = Math.min(this.size, offset + length);
+    const firstBlock = Math.floor(offset / bs);
+    const within = offset - firstBlock * bs;
+    const first = this.classify(firstBlock);
+    let covered = Math.min(end, (firstBlock + 1) * bs) - offset;
+    if (first.kind === "partial") return this.partialMapping(firstBlock, within, covered, first.fileOffset);
+    // Merge the following blocks that map alike (contiguous in the file, for data).
+    for (let b = firstBlock + 1; offset + covered < end; b++) {
+      const next = this.classify(b);
+      if (next.kind !== first.kind) break;
+      if (next.kind === "data" && next.fileOffset !== (first as { fileOffset: number }).fileOffset + (b - firstBlock) * bs) break;
+      if (next.kind === "zero" && next.allocated !== (first as { allocated: boolean }).allocated) break;
+      covered += Math.min(end, (b + 1) * bs) - b * bs;
+    }
+    switch (first.kind) {
+      case "data":
+        return { kind: "data", length: covered, file: this.dataFile, fileOffset: first.fileOffset + within };
+      case "zero":
+        return { kind: "zero", length: covered, allocated: first.allocated };
+      case "backing":
+        return { kind: "backing", length: covered };
+    }
+  }
+
+  /** Bitmap geometry of payload block `block`: its bitmap entry and first bit in that block. */
+  private bitmapOf(block: number): { sbIndex: number; firstBit: number } {
+    const g = this.geometry;
+    const chunk = Math.floor(block / g.chunkRatio);
+    const sectorsPerBlock = g.blockSize / g.logicalSectorSize;
+    return { sbIndex: bitmapBatIndex(g, chunk), firstBit: (block - chunk * g.chunkRatio) * sectorsPerBlock };
+  }
+
+  /** The mapping of a partially present block at sector granularity: data where the bit is set. */
+  private async partialMapping(block: number, within: number, maxLength: number, blockOffset: number): Promise<Mapping> {
+    const lss = this.geometry.logicalSectorSize;
+    const { sbIndex, firstBit } = this.bitmapOf(block);
+    if (this.bat.state(sbIndex) !== SB_BLOCK_PRESENT) {
+      throw this.corrupt(`block ${block} is PARTIALLY_PRESENT but BAT entry ${sbIndex} has no sector bitmap`, sbIndex);
+    }
+    const sbOffset = this.checkedOffset(sbIndex, VHDX_SECTOR_BITMAP_BLOCK_SIZE, "sector bitmap block");
+    const sector = Math.floor(within / lss);
+    const bit = firstBit + sector;
+    const page = Math.floor(bit / VHDX_BITMAP_PAGE_BITS);
+    const pageBase = page * VHDX_BITMAP_PAGE_BITS;
+    const limit = Math.min(pageBase + VHDX_BITMAP_PAGE_BITS, firstBit + Math.ceil((within + maxLength) / lss));
+    const bits = await this.bitmaps.page(sbOffset + page * 4096);
+    const rel = bit - pageBase;
+    const present = ((bits[rel >>> 3] >>> (rel & 7)) & 1) === 1;
+    const k = this.state.kernel;
+    const relEnd = present ? k.nextClearBit(bits, rel, limit - pageBase, false) : k.nextSetBit(bits, rel, limit - pageBase, false);
+    const len = Math.min(maxLength, (sector + relEnd - rel) * lss - within);
+    if (!present) return { kind: "backing", length: len };
+    return { kind: "data", length: len, file: this.dataFile, fileOffset: blockOffset + within };
+  }
+
+  private assertWritable(what: string): void {
+    if (!this.state.writable) {
+      throw new ImageError("ERR_READ_ONLY", `Cannot ${what}: ${this.state.file.name} is open read-only`, { format: "vhdx" });
+    }
+    if (this.failed) {
+      throw new CorruptImageError(`Cannot ${what}: an earlier vhdx metadata update failed; the image is left as the log recorded it`, {
+        format: "vhdx",
+      });
+    }
+  }
+
+  /** Reserves `length` bytes at the next 1 MiB boundary and grows the file over them (zeros). */
+  private async reserve(length: number): Promise<number> {
+    const at = this.allocationEnd;
+    this.allocationEnd = Math.ceil((at + length) / VHDX_MIB) * VHDX_MIB;
+    if (this.fileSize < at + length) {
+      await this.dataFile.truncate(at + length);
+      this.fileSize = at + length;
+    }
+    return at;
+  }
+
+  async allocate(offset: number, length: number): Promise<Allocation> {
+    this.assertWritable("write");
+    await this.state.journal!.beginDataWrite();
+    const g = this.geometry;
+    const block = Math.floor(offset / g.blockSize);
+    const within = offset - block * g.blockSize;
+    const blockLen = this.blockLength(block);
+    const len = Math.min(length, blockLen - within);
+    const idx = payloadBatIndex(g, block);
+    const state = this.bat.state(idx);
+    const mapping = (fileOffset: number): DataMapping => ({ kind: "data", length: len, file: this.dataFile, fileOffset: fileOffset + within });
+
+    if (state === PAYLOAD_BLOCK_FULLY_PRESENT) {
+      return { mapping: mapping(this.checkedOffset(idx, blockLen, "block")), commit: async () => {} };
+    }
+    if (state === PAYLOAD_BLOCK_PARTIALLY_PRESENT) {
+      const at = this.checkedOffset(idx, blockLen, "block");
+      return {
+        mapping: mapping(at),
+        commit: async () => {
+          await this.markSectors(block, within, len);
+          await this.maybeWriteBack();
+        },
+      };
+    }
+    // Any other state reads as zeros or as the parent: give the block fresh (zeroed) space.
+    const partial = g.hasParent && state === PAYLOAD_BLOCK_NOT_PRESENT && !(within === 0 && len === blockLen);
+    const at = await this.reserve(g.blockSize);
+    let newBitmap: number | undefined;
+    const { sbIndex } = this.bitmapOf(block);
+    if (partial && this.bat.state(sbIndex) !== SB_BLOCK_PRESENT) newBitmap = await this.reserve(VHDX_SECTOR_BITMAP_BLOCK_SIZE);
+    return {
+      mapping: mapping(at),
+      commit: async () => {
+        if (partial) {
+          if (newBitmap !== undefined) this.bat.set(sbIndex, SB_BLOCK_PRESENT, newBitmap);
+          await this.markSectors(block, within, len);
+          this.bat.set(idx, PAYLOAD_BLOCK_PARTIALLY_PRESENT, at);
+        } else {
+          this.bat.set(idx, PAYLOAD_BLOCK_FULLY_PRESENT, at);
+        }
+        await this.maybeWriteBack();
+      },
+    };
+  }
+
+  /** Sets the sector bitmap bits of `[within, within+len)` of `block`. */
+  private async markSectors(block: number, within: number, len: number): Promise<void> {
+    const lss = this.geometry.logicalSectorSize;
+    const { sbIndex, firstBit } = this.bitmapOf(block);
+    const sbOffset = this.checkedOffset(sbIndex, VHDX_SECTOR_BITMAP_BLOCK_SIZE, "sector bitmap block");
+    await this.bitmaps.setBits(sbOffset, firstBit + Math.floor(within / lss), firstBit + Math.ceil((within + len) / lss));
+  }
+
+  /** Whole blocks inside `[offset, offset+length)` (the disk's short last block counts when reached). */
+  private wholeBlocks(offset: number, length: number): [first: number, end: number] {
+    const bs = this.geometry.blockSize;
+    const first = Math.ceil(offset / bs);
+    const stop = offset + length >= this.size ? Math.ceil(this.size / bs) : Math.floor((offset + length) / bs);
+    return [first, Math.max(first, stop)];
+  }
+
+  /** Sets the state of whole blocks (their space is abandoned, as qemu does). */
+  private async setBlocks(first: number, end: number, state: number): Promise<void> {
+    if (end <= first) return;
+    await this.state.journal!.beginDataWrite();
+    for (let b = first; b < end; b++) {
+      const idx = payloadBatIndex(this.geometry, b);
+      if (this.bat.state(idx) !== state || this.bat.offset(idx) !== 0) this.bat.set(idx, state, 0);
+      await this.maybeWriteBack();
+    }
+  }
+
+  async zeroRange(offset: number, length: number): Promise<number> {
+    this.assertWritable("write zeroes");
+    // Fixed images keep every block allocated: the engine writes zeros into them instead.
+    if (this.state.metadata.leaveBlocksAllocated || offset % this.geometry.blockSize !== 0) return 0;
+    const [first, end] = this.wholeBlocks(offset, length);
+    if (end <= first) return 0;
+    await this.setBlocks(first, end, PAYLOAD_BLOCK_ZERO);
+    return Math.min(this.size, end * this.geometry.blockSize) - offset;
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.assertWritable("discard");
+    if (this.state.metadata.leaveBlocksAllocated) return;
+    const [first, end] = this.wholeBlocks(offset, length);
+    // A differencing image shows its parent again; others read zeros (ZERO is defined as zeros
+    // for every reader, NOT_PRESENT only for qemu and vdisk).
+    await this.setBlocks(first, end, this.geometry.hasParent ? PAYLOAD_BLOCK_NOT_PRESENT : PAYLOAD_BLOCK_ZERO);
+  }
+
+  private get pendingSectors(): number {
+    return this.bat.dirtyCount + this.bitmaps.dirtyCount;
+  }
+
+  /** Commits pending metadata when a log entry's worth has gathered. */
+  private async maybeWriteBack(): Promise<void> {
+    if (this.pendingSectors >= 64) await this.writeBack();
+  }
+
+  /** Writes every pending metadata sector through the log (bitmaps first, then the BAT). */
+  private async writeBack(): Promise<void> {
+    if (this.pendingSectors === 0) return;
+    const sectors = [...this.bitmaps.takeDirty(), ...this.bat.takeDirty()];
+    try {
+      await this.state.journal!.commit(sectors, this.fileSize);
+    } catch (e) {
+      this.failed = true;
+      throw e;
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (!this.state.writable) return;
+    await this.writeBack();
+    await this.state.journal?.closeLog();
+    await this.state.rawFile.flush();
+  }
+
+  async check(repair?: RepairMode): Promise<CheckResult> {
+    if (repair) await this.flush();
+    return checkVhdx(this.state, repair, () => this.bitmaps.dropClean());
+  }
+
+  async info(): Promise<FormatInfo> {
+    return vhdxInfo(this.state);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      await this.state.rawFile.close();
+    }
+  }
+}

@@ -2,8 +2,10 @@
 // Convert benchmark: `vdisk convert` (the built bin) against `qemu-img convert` on the same files
 // in the same run, qcow2→raw and raw→qcow2. Run `npm run build` first.
 //
-//   node bench/convert.mjs [--size 4G] [--rounds 3] [--dir /dev/shm] [--vdisk dist/cli/main.js]
-//                          [--keep] [--cpu-prof DIR]
+//   node bench/convert.mjs [--size 4G | --quick] [--rounds 3] [--dir /dev/shm]
+//                          [--vdisk dist/cli/main.js] [--keep] [--cpu-prof DIR]
+//
+// --quick is --size 512M.
 //
 // Method (see BENCHMARKING.md, "Convert"): a deterministic image of --size bytes, about half
 // random data in runs of 1–64 clusters of 64 KiB and half zeros, written sparsely as raw and
@@ -26,8 +28,9 @@ const parseSize = (t) => {
   if (!m) throw new Error(`bad size ${t}`);
   return Math.floor(Number(m[1]) * 1024 ** " kmgt".indexOf(m[2].toLowerCase() || " "));
 };
-const SIZE = parseSize(arg("size", "4G"));
-const ROUNDS = Number(arg("rounds", "3"));
+const QUICK = argv.includes("--quick");
+const SIZE = parseSize(arg("size", QUICK ? "512M" : "4G"));
+const ROUNDS = Math.max(1, Number(arg("rounds", "3")));
 const VDISK = arg("vdisk", join(root, "dist", "cli", "main.js"));
 const KEEP = argv.includes("--keep");
 const PROF = arg("cpu-prof", undefined);

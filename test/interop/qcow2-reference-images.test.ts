@@ -24,6 +24,7 @@ interface RefImage {
   raw_sha256: string;
   virtual_size: number;
   qemu_img_check?: Record<string, number | boolean | string>;
+  qemu_img_info?: Record<string, unknown>;
 }
 
 async function sha256Of(path: string, format: string): Promise<string> {
@@ -53,6 +54,15 @@ describe.skipIf(!available)("reference images read through vdisk", () => {
     it(`${ref.name} reads with raw sha256 ${ref.raw_sha256.slice(0, 12)}…`, async () => {
       const path = join(t.dir, "images", ref.files[0].name);
       expect(await sha256Of(path, ref.format)).toBe(ref.raw_sha256);
+      if (ref.format === "qcow2" && ref.qemu_img_info) {
+        const img = await openImage(path, { readOnly: true, format: "qcow2" });
+        const info = await img.info();
+        await img.close();
+        const q = ref.qemu_img_info;
+        expect(info.formatSpecific).toEqual(q["format-specific"]);
+        expect(info.clusterSize).toBe(q["cluster-size"]);
+        expect(info.dirty).toBe(q["dirty-flag"]);
+      }
       const check = ref.qemu_img_check;
       if (ref.format === "qcow2" && check?.supported) {
         const img = await openImage(path, { readOnly: true, format: "qcow2" });

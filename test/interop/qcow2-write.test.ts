@@ -73,6 +73,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
     "extended_l2=on",
     "refcount_bits=1",
     "refcount_bits=64,cluster_size=4k",
+    "refcount_bits=64,cluster_size=512",
     "lazy_refcounts=on",
     "compression_type=zstd",
     "preallocation=metadata",
@@ -113,6 +114,30 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
       expect(cmp.status, cmp.stdout + cmp.stderr).toBe(0);
     });
   }
+
+  it("records a backing file and its format that qemu-img follows", async () => {
+    const base = t.path("bk-base.qcow2");
+    qemuImg("create", "-q", "-f", "qcow2", base, String(SIZE));
+    qemuIo("qcow2", base, ["write -P 0x31 0 3145728"]);
+    const top = t.path("bk-top.qcow2");
+    const img = await createImage(top, { format: "qcow2", backingFile: "bk-base.qcow2", backingFormat: "qcow2", backing: "same-dir" });
+    expect(img.size).toBe(SIZE);
+    await img.write(70000, new Uint8Array(5000).fill(0x42));
+    await img.writeZeroes(1 << 20, 65536);
+    await img.discard(2 << 20, 1 << 20);
+    await img.close();
+    const info = JSON.parse(qemuImg("info", "--output=json", top)) as Record<string, unknown>;
+    expect(info["backing-filename"]).toBe("bk-base.qcow2");
+    expect(info["backing-filename-format"]).toBe("qcow2");
+    expect(qemuCheck(top).status).toBe(0);
+    const model = new Uint8Array(SIZE).fill(0x31);
+    model.fill(0x42, 70000, 75000);
+    model.fill(0, 1 << 20, (1 << 20) + 65536);
+    model.fill(0, 2 << 20, 3 << 20);
+    writeFileSync(top + ".model", model);
+    const cmp = qemuImgStatus("compare", "-F", "raw", top, top + ".model");
+    expect(cmp.status, cmp.stdout + cmp.stderr).toBe(0);
+  });
 
   it("convert -c style compressed writes (zlib) give an image qemu reads identically", async () => {
     const f = t.path("compressed.qcow2");

@@ -15,6 +15,7 @@ import { readZeroPadded } from "../../io/helpers.js";
 import { hex } from "./errors.js";
 import type { Qcow2Instance } from "./instance.js";
 import {
+  QCOW2_AUTOCLEAR_BITMAPS,
   QCOW2_COMPRESSED_SECTOR,
   QCOW2_INCOMPAT_CORRUPT,
   QCOW2_INCOMPAT_DIRTY,
@@ -158,7 +159,9 @@ async function checkL1(inst: Qcow2Instance, t: Tally, l1off: number, l1Size: num
 
 async function checkBitmaps(inst: Qcow2Instance, t: Tally): Promise<void> {
   const ext = inst.header.bitmaps;
-  if (!ext || inst.bitmaps.length === 0) return;
+  // With the autoclear bit cleared (a writable open by vdisk, which keeps no bitmaps) the
+  // extension is inconsistent and its clusters count as leaked, as qemu-img sees them.
+  if (!ext || inst.bitmaps.length === 0 || !(inst.header.autoclearFeatures & QCOW2_AUTOCLEAR_BITMAPS)) return;
   const cs = inst.clusterSize;
   inc(t, cs, ext.directoryOffset, ext.directorySize, "bitmap directory");
   for (const b of inst.bitmaps) {

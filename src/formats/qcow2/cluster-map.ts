@@ -78,7 +78,7 @@ export class Qcow2ClusterMap {
     this.l1 = l1;
     this.l1View = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
     const cs = this.clusterSize;
-    this.l2Cache = new Qcow2TableCache(opts.cacheTables ?? Math.max(16, Math.floor((8 << 20) / cs)), (off) =>
+    this.l2Cache = new Qcow2TableCache(opts.cacheTables ?? Math.max(4, Math.floor((8 << 20) / cs)), (off) =>
       readExact(this.file, off, cs, "L2 table", "qcow2"),
     );
   }

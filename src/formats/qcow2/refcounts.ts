@@ -130,7 +130,7 @@ export class Qcow2Refcounts {
     this.location = { ...opts.table };
     this.freeHint = Math.ceil(opts.fileSize / this.clusterSize);
     const cs = this.clusterSize;
-    this.blocks = new Qcow2TableCache(opts.cacheBlocks ?? Math.max(16, Math.floor((4 << 20) / cs)), async (off) =>
+    this.blocks = new Qcow2TableCache(opts.cacheBlocks ?? Math.max(4, Math.floor((4 << 20) / cs)), async (off) =>
       readExact(this.file, off, cs, "refcount block", "qcow2"),
     );
   }

@@ -13,9 +13,10 @@ import { vhdDriver } from "./vhd/driver.js";
 import { vdiDriver } from "./vdi/driver.js";
 import { parallelsDriver } from "./parallels/driver.js";
 import { vhdxDriver } from "./vhdx/driver.js";
+import { vmdkDriver } from "./vmdk/driver.js";
 
 /** Every built-in driver. Raw is last: it is the fallback of probing. */
-export const builtinDrivers: FormatDriver[] = [qcow2Driver, vhdxDriver, vhdDriver, vdiDriver, parallelsDriver, gow1Driver, gow2Driver, fvdDriver, qcowDriver, qedDriver, rawDriver];
+export const builtinDrivers: FormatDriver[] = [qcow2Driver, vhdxDriver, vhdDriver, vdiDriver, parallelsDriver, gow1Driver, gow2Driver, fvdDriver, qcowDriver, qedDriver, vmdkDriver, rawDriver];
 
 /** Finds a driver by name or alias; `undefined` when unknown. */
 export function findDriver(name: string, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver | undefined {

@@ -1,0 +1,24 @@
+/**
+ * `check` with QEMU's semantics: every grain of every extent is looked up; the first grain
+ * table that cannot be read or the first grain that points past the end of its file is one
+ * corruption, and the walk stops there (as `qemu-img check` does). VMDK has no allocation
+ * bookkeeping, so there are no leaks to find.
+ * @module
+ */
+import type { CheckResult } from "../../core/format.js";
+import type { VmdkExtent } from "./extent.js";
+import { VMDK_SECTOR_SIZE } from "./layout.js";
+
+/** Checks `extents` (which start at the guest offsets `starts`). */
+export async function checkVmdk(extents: readonly VmdkExtent[], starts: readonly number[]): Promise<CheckResult> {
+  const result: CheckResult = { corruptions: 0, leaks: 0, checkErrors: 0, corruptionsFixed: 0, leaksFixed: 0, messages: [] };
+  for (let i = 0; i < extents.length; i++) {
+    const problem = await extents[i].check(starts[i] / VMDK_SECTOR_SIZE);
+    if (problem) {
+      result.corruptions = 1;
+      result.messages.push(problem);
+      break;
+    }
+  }
+  return result;
+}

@@ -1,0 +1,45 @@
+/**
+ * Compressed grains of stream-optimized extents: decoding (zlib-wrapped deflate as VMware and
+ * QEMU write it, raw deflate tolerated) and encoding with a grain marker.
+ * @module
+ */
+import { inflateSync, zlibSync } from "fflate";
+import { VMDK_SECTOR_SIZE, VmdkGrainMarkerCodec } from "./layout.js";
+
+/** True when `src` starts with a zlib header (deflate, no preset dictionary). */
+function hasZlibHeader(src: Uint8Array): boolean {
+  if (src.length < 2) return false;
+  const cmf = src[0];
+  const flg = src[1];
+  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0;
+}
+
+/**
+ * Inflates one grain from `src` into `out` (at most `out.length` bytes are produced; bytes after
+ * the stream are ignored). Returns the number of bytes produced, or -1 when the data is not a
+ * valid deflate stream.
+ */
+export function inflateVmdkGrain(src: Uint8Array, out: Uint8Array): number {
+  try {
+    const body = hasZlibHeader(src) ? src.subarray(2) : src;
+    const got = inflateSync(body, { out });
+    if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got.subarray(0, out.length));
+    return Math.min(got.length, out.length);
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * One grain as a stream stores it: the grain marker (`lba` = the grain's first sector in the
+ * extent, `size` = compressed bytes), the zlib data, and zeros up to a whole sector.
+ */
+export function encodeVmdkCompressedGrain(lbaSectors: number, data: Uint8Array): Uint8Array {
+  const z = zlibSync(data, { level: 6 });
+  const head = VmdkGrainMarkerCodec.size;
+  const total = Math.ceil((head + z.length) / VMDK_SECTOR_SIZE) * VMDK_SECTOR_SIZE;
+  const out = new Uint8Array(total);
+  VmdkGrainMarkerCodec.encode({ lba: lbaSectors, size: z.length }, out, 0);
+  out.set(z, head);
+  return out;
+}

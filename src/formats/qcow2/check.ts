@@ -225,8 +225,8 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
   return t;
 }
 
-/** Stored refcounts of clusters `[0, n)`, block by block; unreadable blocks count as errors. */
-async function storedRefcounts(inst: Qcow2Instance, n: number, res: CheckResult): Promise<Float64Array> {
+/** Stored refcounts of clusters `[0, n)`, block by block (a corrupt table entry reads as 0). */
+async function storedRefcounts(inst: Qcow2Instance, n: number): Promise<Float64Array> {
   const rc = inst.refcounts;
   const out = new Float64Array(n);
   const per = 2 ** rc.blockBits;
@@ -402,7 +402,7 @@ async function rebuild(inst: Qcow2Instance, expected: Uint32Array, start: number
 
 async function runCheck(inst: Qcow2Instance, res: CheckResult): Promise<{ t: Tally; stored: Float64Array; cmp: Comparison }> {
   const t = await calculate(inst, res, true);
-  const stored = await storedRefcounts(inst, t.nbClusters, res);
+  const stored = await storedRefcounts(inst, t.nbClusters);
   const cmp = compare(t, stored);
   res.imageEndOffset = (cmp.highest + 1) * inst.clusterSize;
   return { t, stored, cmp };
@@ -417,7 +417,8 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
       await checkCopied(inst, res, first.stored, false);
       return res;
     }
-    const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError || res.leaks > 0);
+    // Leaks alone are lowered in place; anything else gets a fresh refcount structure.
+    const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError);
     if (needRebuild) {
       const before = { corruptions: res.corruptions, leaks: res.leaks };
       const clean = await calculate(inst, newResult(), false);
@@ -442,7 +443,7 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
         res.leaks--;
       }
     }
-    await checkCopied(inst, res, await storedRefcounts(inst, first.t.nbClusters, res), repair === "all");
+    await checkCopied(inst, res, await storedRefcounts(inst, first.t.nbClusters), repair === "all");
     await finishRepair(inst, res);
     return res;
   } catch (e) {

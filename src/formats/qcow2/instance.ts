@@ -35,6 +35,8 @@ import {
   qcow2OffsetHi,
   qcow2OffsetLo,
 } from "./layout.js";
+import { Qcow2Mapper, type Qcow2CompressedToken } from "./mapping.js";
+import { Qcow2MetadataOverlap } from "./overlap.js";
 import type { Qcow2Refcounts } from "./refcounts.js";
 import type { Qcow2Snapshot } from "./snapshots.js";
 
@@ -54,14 +56,6 @@ export interface Qcow2InstanceParts {
   check(inst: Qcow2Instance, repair?: RepairMode): Promise<CheckResult>;
   /** Virtual size when it differs from the header's (a snapshot opened for reading). */
   size?: number;
-}
-
-/** Token of a compressed mapping. */
-interface CompressedToken {
-  hostOffset: number;
-  hostLength: number;
-  /** Guest offset of the cluster's first byte. */
-  guestStart: number;
 }
 
 const ALL = QCOW2_EXTL2_ALL_ALLOC;
@@ -102,6 +96,9 @@ export class Qcow2Instance implements FormatInstance {
   private dirtyByUs = false;
   private lastCompressed?: { key: number; data: Promise<Uint8Array> };
   private readonly checkImpl: Qcow2InstanceParts["check"];
+  private readonly mapper: Qcow2Mapper;
+  /** The metadata overlap check (also used by writes of in-place clusters). */
+  readonly overlap: Qcow2MetadataOverlap;
 
   constructor(p: Qcow2InstanceParts) {
     this.file = p.file;
@@ -124,6 +121,20 @@ export class Qcow2Instance implements FormatInstance {
     this.compressionUnit = this.clusterSize;
     this.corrupt = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
     this.allocator = new Qcow2Allocator(p.refcounts, p.header.clusterBits);
+    this.overlap = new Qcow2MetadataOverlap({
+      map: p.map,
+      refcounts: p.refcounts,
+      snapshotsOffset: p.header.snapshotsOffset,
+      snapshotTableBytes: p.snapshots.length ? p.snapshotTableBytes : 0,
+    });
+    this.mapper = new Qcow2Mapper({
+      map: p.map,
+      kernel: p.kernel,
+      file: p.file,
+      version: p.header.version,
+      subclusterSize: this.subclusterSize,
+      overlaps: (o, l) => this.overlap.overlaps(o, l),
+    });
     if (p.header.backingFile !== undefined) {
       this.backing = { name: p.header.backingFile, format: p.header.backingFormat };
     }
@@ -204,148 +215,19 @@ export class Qcow2Instance implements FormatInstance {
     if (l2off === 0) return { kind: "backing", length: max };
     const table = await map.l2Table(l2off);
     return this.extendedL2
-      ? this.mapExtended(table, l2i, inCl, max, offset, l2off)
-      : this.mapStandard(table, l2i, inCl, max, offset, l2off);
-  }
-
-  private special(e: Qcow2L2Entry, guestStart: number, inCl: number, max: number): SpecialMapping {
-    const d = qcow2DecodeCompressed(e.hi, e.lo, this.clusterBits);
-    const token: CompressedToken = { hostOffset: d.hostOffset, hostLength: d.hostLength, guestStart };
-    return { kind: "special", what: "compressed", length: Math.min(max, this.clusterSize - inCl), fileOffset: d.hostOffset, token };
-  }
-
-  private corruptEntry(l2off: number, l2i: number, what: string): CorruptImageError {
-    return qcow2CorruptIo("read", `L2 entry ${l2i} of the table at ${hex(l2off)} ${what}`, "L2 table", l2off + l2i * this.map.entryBytes);
-  }
-
-  private mapStandard(table: Uint8Array, l2i: number, inCl: number, max: number, offset: number, l2off: number): Mapping {
-    const cs = this.clusterSize;
-    const e = this.map.entry(table, l2i);
-    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max);
-    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & QCOW2_L2_RESERVED_LO) !== 0) {
-      throw this.corruptEntry(l2off, l2i, "has reserved bits set");
-    }
-    const want = Math.min(this.map.l2Entries - l2i, Math.ceil((inCl + max) / cs));
-    const run = this.kernel.tableRunLength(table, l2i, l2i + want, 8, 0xff000000, 0x1ff, 0x00ffffff, 0xfffffe00, cs);
-    const len = Math.min(max, run * cs - inCl);
-    const off = qcow2EntryOffset(e.hi, e.lo);
-    if (e.lo & QCOW2_OFLAG_ZERO_LO) {
-      if (this.header.version < 3) throw this.corruptEntry(l2off, l2i, "has the zero flag in a version 2 image");
-      return { kind: "zero", length: len, allocated: true };
-    }
-    if (off === 0) return { kind: "backing", length: len };
-    if (off % cs !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
-    const shared = (e.hi & QCOW2_OFLAG_COPIED_HI) === 0 || this.overlapsMetadata(off, len + inCl);
-    return { kind: "data", length: len, file: this.file, fileOffset: off + inCl, shared };
-  }
-
-  private mapExtended(table: Uint8Array, l2i: number, inCl: number, max: number, offset: number, l2off: number): Mapping {
-    const cs = this.clusterSize;
-    const sc = this.subclusterSize;
-    const map = this.map;
-    const e = map.entry(table, l2i);
-    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max);
-    this.validateExtended(e, l2off, l2i);
-    const off = qcow2EntryOffset(e.hi, e.lo);
-    const kindOf = (j: number): number => ((e.bmLo >>> j) & 1 ? 0 : (e.bmHi >>> j) & 1 ? 1 : 2); // 0 data, 1 zero, 2 backing
-    const first = Math.floor(inCl / sc);
-    const k = kindOf(first);
-    let j = first + 1;
-    while (j < QCOW2_SUBCLUSTERS && kindOf(j) === k) j++;
-    let len = j * sc - inCl;
-    if (j === QCOW2_SUBCLUSTERS) {
-      let next = l2i + 1;
-      let expected = off + cs;
-      while (len < max && next < map.l2Entries) {
-        const n = map.entry(table, next);
-        if (n.hi & QCOW2_OFLAG_COMPRESSED_HI) break;
-        if ((n.hi & QCOW2_L2_RESERVED_HI) !== 0 || (n.lo & 0x1ff) !== 0) break;
-        if (k === 0) {
-          if (qcow2EntryOffset(n.hi, n.lo) !== expected || (n.hi & QCOW2_OFLAG_COPIED_HI) !== (e.hi & QCOW2_OFLAG_COPIED_HI)) break;
-          if (n.bmLo >>> 0 !== ALL || n.bmHi !== 0) break;
-          expected += cs;
-        } else if (k === 1) {
-          if (n.bmHi >>> 0 !== ALL || n.bmLo !== 0) break;
-        } else if (n.bmLo !== 0 || n.bmHi !== 0) {
-          break;
-        }
-        len += cs;
-        next++;
-      }
-    }
-    len = Math.min(len, max);
-    if (k === 1) return { kind: "zero", length: len, allocated: true };
-    if (k === 2) return { kind: "backing", length: len };
-    const shared = (e.hi & QCOW2_OFLAG_COPIED_HI) === 0 || this.overlapsMetadata(off, len + inCl);
-    return { kind: "data", length: len, file: this.file, fileOffset: off + inCl, shared };
-  }
-
-  private validateExtended(e: Qcow2L2Entry, l2off: number, l2i: number): void {
-    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & 0x1ff) !== 0) throw this.corruptEntry(l2off, l2i, "has reserved bits set");
-    if ((e.bmLo & e.bmHi) !== 0) throw this.corruptEntry(l2off, l2i, "marks a subcluster both allocated and zero");
-    const off = qcow2EntryOffset(e.hi, e.lo);
-    if (off === 0 && e.bmLo !== 0) throw this.corruptEntry(l2off, l2i, "has allocated subclusters but no host cluster");
-    if (off % this.clusterSize !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
-  }
-
-  /**
-   * True when host range `[off, off+len)` overlaps metadata whose place is known without I/O
-   * (header cluster, active L1, refcount table, snapshot table). Such a "data" cluster is never
-   * written in place.
-   */
-  overlapsMetadata(off: number, len: number): boolean {
-    const end = off + len;
-    const h = this.header;
-    const hit = (s: number, n: number) => n > 0 && off < s + n && s < end;
-    if (
-      hit(0, this.clusterSize) ||
-      hit(this.map.l1TableOffset, this.map.l1Size * 8) ||
-      hit(this.refcounts.location.offset, this.refcounts.location.clusters * this.clusterSize) ||
-      hit(h.snapshotsOffset, this.snapshots.length ? this.snapshotTableBytes : 0)
-    ) return true;
-    const set = this.tableClusters();
-    const cs = this.clusterSize;
-    for (let c = Math.floor(off / cs); c * cs < end; c++) if (set.has(c)) return true;
-    return false;
-  }
-
-  private tableSet?: { l1: number; rc: number; set: Set<number> };
-
-  /** Host clusters holding active L2 tables and refcount blocks (rebuilt when they change). */
-  private tableClusters(): Set<number> {
-    const t = this.tableSet;
-    if (t && t.l1 === this.map.version && t.rc === this.refcounts.version) return t.set;
-    const set = new Set<number>();
-    const cs = this.clusterSize;
-    for (let i = 0; i < this.map.l1Size; i++) {
-      try {
-        const o = this.map.l2Offset(i);
-        if (o) set.add(o / cs);
-      } catch {
-        // A corrupt entry is reported where it is used.
-      }
-    }
-    for (let i = 0; i < this.refcounts.tableEntries; i++) {
-      try {
-        const o = this.refcounts.blockOffset(i);
-        if (o) set.add(o / cs);
-      } catch {
-        // idem
-      }
-    }
-    this.tableSet = { l1: this.map.version, rc: this.refcounts.version, set };
-    return set;
+      ? this.mapper.extended(table, l2i, inCl, max, offset, l2off)
+      : this.mapper.standard(table, l2i, inCl, max, offset, l2off);
   }
 
   async readSpecial(mapping: SpecialMapping, offset: number, into: Uint8Array): Promise<void> {
-    const t = mapping.token as CompressedToken;
+    const t = mapping.token as Qcow2CompressedToken;
     const data = await this.decompressed(t);
     const start = offset - t.guestStart;
     into.set(data.subarray(start, start + into.length));
   }
 
   /** The decoded cluster of a compressed token (the last one is cached). */
-  decompressed(t: CompressedToken): Promise<Uint8Array> {
+  decompressed(t: Qcow2CompressedToken): Promise<Uint8Array> {
     if (this.lastCompressed?.key === t.hostOffset) return this.lastCompressed.data;
     const data = (async () => {
       if (t.hostOffset >= qcow2CompressedOffsetLimit(this.clusterBits)) {
@@ -398,7 +280,7 @@ export class Qcow2Instance implements FormatInstance {
       if (this.inPlace(e0)) {
         end = Math.min(end, (ci0 + 1) * cs);
         const host = qcow2EntryOffset(e0.hi, e0.lo);
-        if (this.overlapsMetadata(host, cs)) {
+        if (this.overlap.overlaps(host, cs)) {
           throw qcow2CorruptIo("write", `data cluster ${hex(host)} overlaps metadata`, "L2 table", l2.offset + l2i0 * map.entryBytes);
         }
         const mapping: DataMapping = { kind: "data", length: end - offset, file: this.file, fileOffset: host + inCl };
@@ -485,16 +367,16 @@ export class Qcow2Instance implements FormatInstance {
   private checkWritableEntry(e: Qcow2L2Entry, l2: Qcow2WritableL2, i: number): void {
     if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return;
     if (this.extendedL2) {
-      this.validateExtended(e, l2.offset, i);
+      this.mapper.validateExtended(e, l2.offset, i);
       return;
     }
-    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & QCOW2_L2_RESERVED_LO) !== 0) throw this.corruptEntry(l2.offset, i, "has reserved bits set");
+    if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & QCOW2_L2_RESERVED_LO) !== 0) throw this.mapper.corruptEntry(l2.offset, i, "has reserved bits set");
     const off = qcow2EntryOffset(e.hi, e.lo);
-    if (off % this.clusterSize !== 0) throw this.corruptEntry(l2.offset, i, `points at unaligned offset ${hex(off)}`);
-    if ((e.lo & QCOW2_OFLAG_ZERO_LO) && this.header.version < 3) throw this.corruptEntry(l2.offset, i, "has the zero flag in a version 2 image");
+    if (off % this.clusterSize !== 0) throw this.mapper.corruptEntry(l2.offset, i, `points at unaligned offset ${hex(off)}`);
+    if ((e.lo & QCOW2_OFLAG_ZERO_LO) && this.header.version < 3) throw this.mapper.corruptEntry(l2.offset, i, "has the zero flag in a version 2 image");
     if (off !== 0 && (e.hi & QCOW2_OFLAG_COPIED_HI) && !(e.lo & QCOW2_OFLAG_ZERO_LO)) {
       // A normal writable cluster reached allocate: only a metadata overlap sends it here.
-      throw this.corruptEntry(l2.offset, i, `points at ${hex(off)}, which overlaps metadata`);
+      throw this.mapper.corruptEntry(l2.offset, i, `points at ${hex(off)}, which overlaps metadata`);
     }
   }
 
@@ -532,7 +414,7 @@ export class Qcow2Instance implements FormatInstance {
         const { end } = this.span(offset, length);
         const whole = this.wholeClustersEnd(offset, end);
         if (whole <= offset) return 0;
-        await this.unlink(offset, whole, () => ({ hi: 0, lo: 0, bmHi: 0, bmLo: 0 }), true);
+        await this.unlink(offset, whole, () => ({ hi: 0, lo: 0, bmHi: 0, bmLo: 0 }));
         return whole - offset;
       }
       const { l1i, ci, end } = this.span(offset, length);
@@ -545,7 +427,7 @@ export class Qcow2Instance implements FormatInstance {
           const off = compressed ? 0 : qcow2EntryOffset(o.hi, o.lo);
           if (compressed || off === 0 || unmap) return { hi: 0, lo: QCOW2_OFLAG_ZERO_LO, bmHi: 0, bmLo: 0 };
           return { hi: o.hi, lo: (o.lo | QCOW2_OFLAG_ZERO_LO) >>> 0, bmHi: 0, bmLo: 0 };
-        }, unmap);
+        });
         return whole - offset;
       }
       // Extended L2: whole clusters get all zero bits; a partial cluster gets zero bits for its
@@ -559,7 +441,7 @@ export class Qcow2Instance implements FormatInstance {
           const e = this.map.entry(l2.table, i);
           const off = qcow2EntryOffset(e.hi, e.lo);
           if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return 0;
-          this.validateExtended(e, l2.offset, i);
+          this.mapper.validateExtended(e, l2.offset, i);
           if (off !== 0 && !(e.hi & QCOW2_OFLAG_COPIED_HI)) return 0;
           const bits = bitRange(Math.floor(inCl / this.subclusterSize), Math.ceil((stop - ci * cs) / this.subclusterSize));
           e.bmLo = (e.bmLo & ~bits) >>> 0;
@@ -576,7 +458,7 @@ export class Qcow2Instance implements FormatInstance {
         const compressed = (o.hi & QCOW2_OFLAG_COMPRESSED_HI) !== 0;
         if (compressed || unmap) return { hi: 0, lo: 0, bmHi: ALL, bmLo: 0 };
         return { hi: o.hi, lo: o.lo, bmHi: ALL, bmLo: 0 };
-      }, unmap);
+      });
       return whole - offset;
     });
   }
@@ -596,7 +478,6 @@ export class Qcow2Instance implements FormatInstance {
     offset: number,
     end: number,
     next: (old: Qcow2L2Entry) => Qcow2L2Entry,
-    _freeing: boolean,
   ): Promise<void> {
     const cs = this.clusterSize;
     const { l1i, l2i } = this.span(offset, end - offset);
@@ -615,8 +496,8 @@ export class Qcow2Instance implements FormatInstance {
         const i = l2i + k;
         const o = this.map.entry(l2.table, i);
         if (!(o.hi & QCOW2_OFLAG_COMPRESSED_HI)) {
-          if (this.extendedL2) this.validateExtended(o, l2.offset, i);
-          else if ((o.hi & QCOW2_L2_RESERVED_HI) !== 0 || (o.lo & QCOW2_L2_RESERVED_LO) !== 0) throw this.corruptEntry(l2.offset, i, "has reserved bits set");
+          if (this.extendedL2) this.mapper.validateExtended(o, l2.offset, i);
+          else if ((o.hi & QCOW2_L2_RESERVED_HI) !== 0 || (o.lo & QCOW2_L2_RESERVED_LO) !== 0) throw this.mapper.corruptEntry(l2.offset, i, "has reserved bits set");
         }
         const ne = next(o);
         if (ne.hi === o.hi && ne.lo === o.lo && ne.bmHi === o.bmHi && ne.bmLo === o.bmLo) continue;
@@ -649,7 +530,7 @@ export class Qcow2Instance implements FormatInstance {
             const allocated = (o.hi & QCOW2_OFLAG_COMPRESSED_HI) !== 0 || qcow2EntryOffset(o.hi, o.lo) !== 0;
             if (!(hasBacking || allocated) || !v3) return { hi: 0, lo: 0, bmHi: 0, bmLo: 0 };
             return this.extendedL2 ? { hi: 0, lo: 0, bmHi: ALL, bmLo: 0 } : { hi: 0, lo: QCOW2_OFLAG_ZERO_LO, bmHi: 0, bmLo: 0 };
-          }, true);
+          });
         }
         pos = end;
       }

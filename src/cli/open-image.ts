@@ -26,7 +26,7 @@ export type OpenedFiles = Map<string, NodeFileBackend>;
 function recordingOpener(files: OpenedFiles): FileOpener {
   return async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
-    const f = await NodeFileBackend.open(path, { readOnly: !req.writable });
+    const f = await NodeFileBackend.open(path, { readOnly: !req.writable && !req.create, create: req.create });
     files.set(path, f);
     return f;
   };

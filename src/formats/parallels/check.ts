@@ -86,7 +86,6 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
     res.messages.push(`${tag(fixAll)} duplicate offset in BAT entry ${i}`);
     if (!fixAll) continue;
     // Give the entry its own copy of the shared cluster, appended at the end.
-    const data = await readExact(file, batOffset(s, i), cs, "data cluster", "parallels");
     const host = Math.max(imageEnd, Math.ceil((fileSize - s.dataStart) / cs) * cs + s.dataStart);
     const entry = host / (s.offMultiplier * 512);
     if (!Number.isInteger(entry) || entry > 0xffffffff) {
@@ -94,7 +93,7 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
       res.messages.push(`ERROR cannot place a copy of cluster ${i} at offset ${host}`);
       continue;
     }
-    await file.write(host, data);
+    await copyCluster(file, batOffset(s, i), host, cs);
     await file.write(PARALLELS_HEADER_SIZE + i * 4, u32le(entry));
     s.bat[i] = entry;
     imageEnd = host + cs;
@@ -125,4 +124,13 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
   res.compressedClusters = 0;
   if (repair) await file.flush();
   return res;
+}
+
+/** Copies `length` bytes from `from` to `to` in 4 MiB pieces (clusters may be up to 2 GiB). */
+async function copyCluster(file: ParallelsInstance["state"]["file"], from: number, to: number, length: number): Promise<void> {
+  const step = 4 << 20;
+  for (let pos = 0; pos < length; pos += step) {
+    const n = Math.min(step, length - pos);
+    await file.write(to + pos, await readExact(file, from + pos, n, "data cluster", "parallels"));
+  }
 }

@@ -29,7 +29,7 @@ export interface ParallelsBitmapInfo {
 
 /** What the extension holds. */
 export interface ParallelsExtension {
-  /** File offsets of the clusters the extension uses (its own cluster first). */
+  /** File offsets of the clusters the extension uses (its own cluster first), all inside the file. */
   readonly clusters: number[];
   readonly bitmaps: ParallelsBitmapInfo[];
   /** Magic numbers (hex) of features vdisk does not know. */
@@ -56,11 +56,13 @@ export async function readParallelsExtension(
   at: number,
   clusterSize: number,
 ): Promise<ParallelsExtension> {
-  const clusters = [at];
+  const clusters: number[] = [];
   const bitmaps: ParallelsBitmapInfo[] = [];
   const unknownFeatures: string[] = [];
   const done = (problem?: string): ParallelsExtension => ({ clusters, bitmaps, unknownFeatures, problem });
+  // Only clusters inside the file are listed: the list sizes the map of clusters in use.
   if (at + clusterSize > fileSize) return done(`the format extension cluster at offset ${at} lies past the end of the file`);
+  clusters.push(at);
   const buf = await readExact(file, at, clusterSize, "format extension", "parallels");
   const head = ParallelsExtHeaderCodec.decode(buf);
   if (!same(head.magic, PARALLELS_EXT_MAGIC)) return done(`the format extension at offset ${at} has a wrong magic`);

@@ -22,6 +22,15 @@ function u32le(v: number): Uint8Array {
   return b;
 }
 
+const ZERO_CHUNK = new Uint8Array(1 << 20);
+
+/** Writes `length` zero bytes at `at` from a shared buffer (no allocation sized by `length`). */
+export async function writeZeros(file: ParallelsState["file"], at: number, length: number): Promise<void> {
+  for (let pos = 0; pos < length; pos += ZERO_CHUNK.length) {
+    await file.write(at + pos, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, length - pos)));
+  }
+}
+
 /** What rebuilding the host-cluster map found wrong. */
 export interface ParallelsUsageProblems {
   /** BAT indexes whose cluster another entry (or the extension) already uses. */
@@ -34,7 +43,12 @@ export interface ParallelsUsageProblems {
 export class ParallelsInstance implements FormatInstance {
   readonly format = "parallels";
   readonly size: number;
-  readonly allocationUnit: number;
+  /**
+   * Sectors: writes need no read-modify-write of whole clusters. A new cluster's other sectors
+   * read as zeros (the file is extended, or a reused cluster is zeroed first), which is what an
+   * unallocated cluster reads as — and cluster sizes up to 2 GiB cost no cluster-sized buffers.
+   */
+  readonly allocationUnit = 512;
   readonly state: ParallelsState;
   readonly readOnly: boolean;
   private readonly kernel: Kernel;
@@ -48,7 +62,6 @@ export class ParallelsInstance implements FormatInstance {
   constructor(state: ParallelsState, readOnly: boolean, kernel: Kernel) {
     this.state = state;
     this.size = state.size;
-    this.allocationUnit = state.clusterSize;
     this.readOnly = readOnly;
     this.kernel = kernel;
   }
@@ -90,7 +103,7 @@ export class ParallelsInstance implements FormatInstance {
     this.ensureUsed(Math.max(0, Math.ceil((fileSize - s.dataStart) / cs)));
     const problems: ParallelsUsageProblems = { duplicates: [], outside: [] };
     for (const off of s.extension?.clusters ?? []) {
-      if (off >= s.dataStart) this.markRange(off, cs);
+      if (off >= s.dataStart && off + cs <= fileSize) this.markRange(off, cs);
     }
     for (let i = 0; i < s.bat.length; i++) {
       if (s.bat[i] === 0) continue;
@@ -138,6 +151,8 @@ export class ParallelsInstance implements FormatInstance {
     const entry = idx < s.bat.length ? s.bat[idx] : 0;
     if (entry === 0) {
       while (stop < end && (idx + 1 >= s.bat.length || s.bat[idx + 1] === 0)) {
+        // Past the catalog everything reads as zeros: jump to the end.
+        if (idx + 1 >= s.bat.length) return { kind: "zero", length: end - offset };
         idx++;
         stop += cs;
       }
@@ -157,6 +172,7 @@ export class ParallelsInstance implements FormatInstance {
     const s = this.state;
     const cs = s.clusterSize;
     const idx = Math.floor(offset / cs);
+    const inCluster = offset - idx * cs;
     if (idx >= s.bat.length) {
       throw new CorruptImageError(
         `Cannot write parallels image: guest offset ${offset} lies past the catalog of ${s.bat.length} clusters`,
@@ -164,7 +180,7 @@ export class ParallelsInstance implements FormatInstance {
       );
     }
     let want = 1;
-    while (want * cs < length && idx + want < s.bat.length && s.bat[idx + want] === 0) want++;
+    while (want * cs < inCluster + length && idx + want < s.bat.length && s.bat[idx + want] === 0) want++;
     // Reuse the first run of free clusters inside the data area, else append.
     const fileSize = await s.file.size();
     const tail = Math.max(0, Math.ceil((Math.max(fileSize, this.end) - s.dataStart) / cs));
@@ -188,9 +204,15 @@ export class ParallelsInstance implements FormatInstance {
       });
     }
     const hostEnd = host + count * cs;
+    const len = Math.min(length, count * cs - inCluster);
+    // The sectors of the new clusters the engine will not write must read as zeros.
+    if (host < fileSize) {
+      await writeZeros(s.file, host, inCluster);
+      await writeZeros(s.file, host + inCluster + len, Math.min(hostEnd, fileSize) - (host + inCluster + len));
+    }
     if (fileSize < hostEnd) await s.file.truncate(hostEnd);
     return {
-      mapping: { kind: "data", length: Math.min(length, count * cs), file: s.file, fileOffset: host },
+      mapping: { kind: "data", length: len, file: s.file, fileOffset: host + inCluster },
       commit: async () => {
         const entries = new Uint8Array(count * 4);
         const dv = new DataView(entries.buffer);
@@ -208,8 +230,10 @@ export class ParallelsInstance implements FormatInstance {
   async discard(offset: number, length: number): Promise<void> {
     const s = this.state;
     const cs = s.clusterSize;
-    const first = offset / cs;
-    const end = Math.min(s.bat.length, Math.ceil((offset + length) / cs));
+    // Only clusters wholly inside the range (the last one may end at the disk's end).
+    const first = Math.ceil(offset / cs);
+    const stop = offset + length >= this.size ? Math.ceil(this.size / cs) : Math.floor((offset + length) / cs);
+    const end = Math.min(s.bat.length, stop);
     const freed: number[] = [];
     for (let i = first; i < end; i++) {
       if (s.bat[i] === 0) continue;
@@ -226,6 +250,7 @@ export class ParallelsInstance implements FormatInstance {
   async zeroRange(offset: number, length: number): Promise<number> {
     // The format has no zero flag: an unallocated cluster reads as zeros (QEMU does the same).
     const cs = this.state.clusterSize;
+    if (offset % cs !== 0) return 0;
     const whole = offset + length === this.size ? length : Math.floor(length / cs) * cs;
     if (whole <= 0) return 0;
     await this.discard(offset, whole);
@@ -260,8 +285,8 @@ export class ParallelsInstance implements FormatInstance {
         ...(s.extension.problem ? { problem: s.extension.problem } : {}),
       };
     }
-    // qemu-img reports no cluster size for parallels; it is in the format-specific data.
-    return { dirty: s.unclean, formatSpecific: { type: "parallels", data } };
+    // qemu-img 7.2 reports no cluster size for parallels; vdisk does (it is the discard unit).
+    return { clusterSize: s.clusterSize, dirty: s.unclean, formatSpecific: { type: "parallels", data } };
   }
 
   async close(): Promise<void> {

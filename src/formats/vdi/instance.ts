@@ -65,6 +65,8 @@ export class VdiInstance implements FormatInstance {
     let stop = (index + 1) * bs;
     if (first >= VDI_DISCARDED) {
       while (stop < end && this.entry(index + 1) >= VDI_DISCARDED) {
+        // Past the entries held in memory everything is unallocated: jump to the end.
+        if (index + 1 >= this.bmap.length) return { kind: "zero", length: end - offset };
         index++;
         stop += bs;
       }
@@ -72,7 +74,7 @@ export class VdiInstance implements FormatInstance {
     }
     // Merge blocks stored one after the other.
     let expect = first + 1;
-    while (stop < end && this.entry(index + 1) === expect) {
+    while (stop < end && this.entry(index + 1) === expect && expect < this.header.blocksInImage) {
       index++;
       expect++;
       stop += bs;
@@ -83,6 +85,9 @@ export class VdiInstance implements FormatInstance {
       length: Math.min(stop, end) - offset,
       file: this.file,
       fileOffset: this.header.offsetData + first * bs + inBlock,
+      // An entry past the image's blocks is corrupt (QEMU reads it anyway; so does vdisk), but a
+      // write must not land there: "shared" makes the engine allocate a fresh block instead.
+      ...(first >= this.header.blocksInImage ? { shared: true } : {}),
     };
   }
 

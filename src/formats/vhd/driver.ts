@@ -74,13 +74,20 @@ async function openVhd(ctx: OpenContext): Promise<FormatInstance> {
     differencing,
     footer: encodeVhdFooter(footer),
   });
-  for (const p of problems) ctx.warn(`vpc image '${file.name}': ${p} (run check -r all to repair)`);
+  if (ctx.readOnly) for (const p of problems) ctx.warn(`vpc image '${file.name}': ${p} (run check -r all to repair)`);
   const state: VhdState = {
     file, readOnly: ctx.readOnly, fileSize, footer, footerFromStart: found.fromStart, subformat, size, sizeCalc,
     dynamic, blockMap, parentNames, problems,
   };
   const backing = differencing ? { name: vhdPathToName(parentNames[0].path), format: "vpc" } : undefined;
-  return new VhdInstance(state, backing);
+  const inst = new VhdInstance(state, backing);
+  // A writable open repairs what an interrupted write leaves (a torn end footer), as the
+  // footer copy at offset 0 still describes the disk.
+  if (!ctx.readOnly && problems.length > 0) {
+    const res = await inst.check("all");
+    for (const m of res.messages) ctx.warn(`vpc image '${file.name}': ${m}`);
+  }
+  return inst;
 }
 
 /** The vpc (VHD) format driver. */

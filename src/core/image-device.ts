@@ -250,10 +250,13 @@ export class ImageDevice implements BlockDevice {
     if (inst.skipZeroAllocation && m.kind === "zero" && !m.allocated) {
       // Units that would hold only zeros stay unallocated (they read zeros already); only the
       // first run of units holding data is allocated now, the rest is handled by the caller's loop.
-      const full = new Uint8Array(aEnd - aStart);
-      if (head) full.set(head, 0);
-      full.set(data.subarray(0, runEnd - offset), offset - aStart);
-      if (tail) full.set(tail, runEnd - aStart);
+      let full = data.subarray(0, runEnd - offset);
+      if (head || tail) {
+        full = new Uint8Array(aEnd - aStart);
+        if (head) full.set(head, 0);
+        full.set(data.subarray(0, runEnd - offset), offset - aStart);
+        if (tail) full.set(tail, runEnd - aStart);
+      }
       const k = this.kernel;
       const first = k.granuleRunEnd(full, 0, full.length, unit);
       const probe = Math.min(unit, full.length);

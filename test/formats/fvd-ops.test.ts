@@ -141,6 +141,24 @@ describe("fvd resize", () => {
     expect(Array.from(await again.read(11 * MiB, 3))).toEqual([1, 2, 3]);
   });
 
+  it("chunks freed by a shrink are reused without their old data", async () => {
+    const mem = new MemoryBackend();
+    const img = await createImage(view(mem), { format: "fvd", size: MiB, options: "compact_image=on,chunk_size=64k,storage_grow_unit=64k" });
+    await img.write(0, new Uint8Array(64 * KiB).fill(1)); // physical 0
+    await img.write(512 * KiB, new Uint8Array(64 * KiB).fill(2)); // physical 1
+    await img.resize(256 * KiB); // drops chunk 8 (physical 1)
+    await img.close();
+    const again = await openImage(view(mem), { format: "fvd" });
+    await again.resize(MiB);
+    await again.write(768 * KiB, new Uint8Array([3])); // the next open hands out physical 1 again
+    const back = await again.read(768 * KiB, 64 * KiB);
+    expect(back[0]).toBe(3);
+    expect(back.subarray(1).every((b) => b === 0)).toBe(true);
+    expect((await again.read(512 * KiB, 64 * KiB)).every((b) => b === 0)).toBe(true);
+    expect(await again.check()).toMatchObject({ corruptions: 0, leaks: 0 });
+    await again.close();
+  });
+
   it("shrink then grow reads zeros in the regrown part (plain and compact)", async () => {
     for (const options of ["", "compact_image=on,chunk_size=64k,storage_grow_unit=64k"]) {
       const mem = new MemoryBackend();

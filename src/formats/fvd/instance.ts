@@ -461,6 +461,18 @@ export class FvdInstance implements FormatInstance {
     };
     await this.writeHome();
     await this.file.flush();
+    if (shrink && this.table) {
+      // Chunks past the last one still mapped are free again: cut them off so that reusing them
+      // reads zeros (the cleared entries are home and the journal is empty, so none comes back).
+      const used = this.table.maxIndex() + 1;
+      const end = g.dataBase + used * g.chunkSize;
+      if (this.dataLength > end) {
+        await this.dataFile.truncate(end);
+        await this.dataFile.flush();
+        this.dataLength = end;
+      }
+      this.nextPhysical = used;
+    }
     this.header.virtual_disk_size = size;
     this.header.journal_offset = journalOffset;
     this.header.journal_size = journalSize;

@@ -244,6 +244,27 @@ describe("vhdx differencing images", () => {
     });
   }
 
+  it("a block discarded and written again shows the parent where it was written before (stale bitmap bits are cleared)", async () => {
+    const { files, model } = await makeParent(4 * MiB, 512);
+    const opener = memoryOpener(files);
+    const child = await createImage(new MemoryBackend(new Uint8Array(0), { name: "child.vhdx" }), {
+      format: "vhdx",
+      options: "block_size=1M",
+      backingFile: "base.vhdx",
+      openFile: opener,
+      backing: "any",
+    });
+    // The parent holds data here (its third pattern run covers 2.6M-3.0M).
+    await child.write(2_700_288, new Uint8Array(512).fill(0x31));
+    await child.flush();
+    await child.discard(2 * MiB, MiB);
+    expect(firstDiff(await child.read(2 * MiB, MiB), model.subarray(2 * MiB, 3 * MiB))).toBe(-1);
+    await child.write(2 * MiB + 8192, new Uint8Array(512).fill(0x32));
+    model.fill(0x32, 2 * MiB + 8192, 2 * MiB + 8704);
+    expect(firstDiff(await child.read(2 * MiB, MiB), model.subarray(2 * MiB, 3 * MiB))).toBe(-1);
+    await child.close();
+  });
+
   it("warns when the parent changed since the child was made (parent_linkage)", async () => {
     const { files } = await makeParent(4 * MiB, 512);
     const opener = memoryOpener(files);

@@ -128,9 +128,14 @@ export class VhdxBat {
     return this.dirtyPages.size;
   }
 
-  /** Copies of the changed pages with their file offsets; clears the set. */
+  /**
+   * Copies of the changed pages with their file offsets, highest first; clears the set. A
+   * sector bitmap entry always follows the payload entries of its chunk, so in this order a
+   * bitmap block is never missing for a PARTIALLY_PRESENT block, even if a crash lands between
+   * two log entries of one commit.
+   */
   takeDirty(): VhdxMetadataSector[] {
-    const out = [...this.dirtyPages].sort((a, b) => a - b).map((p) => ({
+    const out = [...this.dirtyPages].sort((a, b) => b - a).map((p) => ({
       fileOffset: this.fileOffset + p * VHDX_LOG_SECTOR_SIZE,
       data: this.raw.slice(p * VHDX_LOG_SECTOR_SIZE, (p + 1) * VHDX_LOG_SECTOR_SIZE),
     }));

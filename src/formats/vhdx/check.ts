@@ -9,6 +9,8 @@ import type { CheckResult, RepairMode } from "../../core/format.js";
 import type { VhdxOpenState } from "./instance.js";
 import { VHDX_REGION_TABLE_OFFSETS } from "./region-table.js";
 
+const entries = (n: number) => `${n} ${n === 1 ? "entry" : "entries"}`;
+
 /** Checks (and with `repair === "all"` repairs) the image described by `state`. */
 export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undefined, dropCaches: () => void): Promise<CheckResult> {
   const r: CheckResult = { corruptions: 0, leaks: 0, checkErrors: 0, corruptionsFixed: 0, leaksFixed: 0, messages: [] };
@@ -16,10 +18,10 @@ export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undef
 
   if (state.logState === "replayed") {
     r.corruptionsFixed++;
-    r.messages.push(`VHDX log (${state.logEntries} entries) was replayed when the image was opened`);
+    r.messages.push(`VHDX log (${entries(state.logEntries)}) was replayed when the image was opened`);
   } else if (state.logState === "replayed-in-memory") {
     r.corruptions++;
-    r.messages.push(`VHDX log holds ${state.logEntries} entries that were never replayed (read in memory; check -r all writes them)`);
+    r.messages.push(`VHDX log holds ${entries(state.logEntries)} never replayed (read in memory; check -r all writes them)`);
   }
 
   const headerProblems = state.headers.problems();
@@ -55,8 +57,6 @@ export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undef
     r.messages.push(p.message);
   }
   dropCaches();
-  r.totalClusters = state.geometry.payloadBlocks;
-  r.allocatedClusters = scan.allocatedBlocks;
-  r.imageEndOffset = fileSize;
+  // Like qemu, no allocation totals or image end offset: `info` shows the block counts.
   return r;
 }

@@ -276,6 +276,9 @@ export class VhdxInstance implements FormatInstance {
       commit: async () => {
         if (partial) {
           if (newBitmap !== undefined) this.bat.set(sbIndex, SB_BLOCK_PRESENT, newBitmap);
+          // Bits left from an earlier life of the block (before a discard) must not show
+          // the fresh, zeroed space instead of the parent.
+          await this.markSectors(block, 0, blockLen, false);
           await this.markSectors(block, within, len);
           this.bat.set(idx, PAYLOAD_BLOCK_PARTIALLY_PRESENT, at);
         } else {
@@ -286,12 +289,12 @@ export class VhdxInstance implements FormatInstance {
     };
   }
 
-  /** Sets the sector bitmap bits of `[within, within+len)` of `block`. */
-  private async markSectors(block: number, within: number, len: number): Promise<void> {
+  /** Sets (or clears) the sector bitmap bits of `[within, within+len)` of `block`. */
+  private async markSectors(block: number, within: number, len: number, value = true): Promise<void> {
     const lss = this.geometry.logicalSectorSize;
     const { sbIndex, firstBit } = this.bitmapOf(block);
     const sbOffset = this.checkedOffset(sbIndex, VHDX_SECTOR_BITMAP_BLOCK_SIZE, "sector bitmap block");
-    await this.bitmaps.setBits(sbOffset, firstBit + Math.floor(within / lss), firstBit + Math.ceil((within + len) / lss));
+    await this.bitmaps.setBits(sbOffset, firstBit + Math.floor(within / lss), firstBit + Math.ceil((within + len) / lss), value);
   }
 
   /** Whole blocks inside `[offset, offset+length)` (the disk's short last block counts when reached). */

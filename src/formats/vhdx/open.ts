@@ -78,7 +78,7 @@ export async function openVhdx(ctx: OpenContext): Promise<VhdxInstance> {
       fileSize = await file.size();
       logState = "replayed-in-memory";
       ctx.warn(
-        `VHDX image ${raw.name} has a log of ${replay.entries} entries that was never replayed; it is read as replayed (in memory). Open it read-write or run 'check -r all' to write the replay.`,
+        `VHDX image ${raw.name} has a log (${replay.entries} ${replay.entries === 1 ? "entry" : "entries"}) that was never replayed; it is read as replayed (in memory). Open it read-write or run 'check -r all' to write the replay.`,
       );
     }
   }

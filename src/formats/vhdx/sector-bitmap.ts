@@ -47,26 +47,29 @@ export class VhdxSectorBitmapCache {
   }
 
   /**
-   * Sets bits `[from, to)` of the bitmap block at `blockOffset`, page by page, marking the
-   * pages changed.
+   * Sets (or with `value` false clears) bits `[from, to)` of the bitmap block at `blockOffset`,
+   * page by page, marking the pages changed.
    */
-  async setBits(blockOffset: number, from: number, to: number): Promise<void> {
+  async setBits(blockOffset: number, from: number, to: number, value = true): Promise<void> {
     let bit = from;
     while (bit < to) {
       const pageIndex = Math.floor(bit / VHDX_BITMAP_PAGE_BITS);
       const pageOffset = blockOffset + pageIndex * VHDX_LOG_SECTOR_SIZE;
       const page = await this.page(pageOffset);
-      const pageEnd = Math.min(to, (pageIndex + 1) * VHDX_BITMAP_PAGE_BITS);
-      for (let b = bit - pageIndex * VHDX_BITMAP_PAGE_BITS; b < pageEnd - pageIndex * VHDX_BITMAP_PAGE_BITS; b++) {
-        if ((b & 7) === 0 && b + 8 <= pageEnd - pageIndex * VHDX_BITMAP_PAGE_BITS) {
-          page[b >>> 3] = 0xff;
+      const base = pageIndex * VHDX_BITMAP_PAGE_BITS;
+      const end = Math.min(to, base + VHDX_BITMAP_PAGE_BITS) - base;
+      for (let b = bit - base; b < end; b++) {
+        if ((b & 7) === 0 && b + 8 <= end) {
+          page[b >>> 3] = value ? 0xff : 0;
           b += 7;
-        } else {
+        } else if (value) {
           page[b >>> 3] |= 1 << (b & 7);
+        } else {
+          page[b >>> 3] &= ~(1 << (b & 7));
         }
       }
       this.dirty.add(pageOffset);
-      bit = pageEnd;
+      bit = base + end;
     }
   }
 

@@ -139,6 +139,38 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
     expect(cmp.status, cmp.stdout + cmp.stderr).toBe(0);
   });
 
+  it("resize grows (relocating the L1 table) and shrinks images qemu-img then checks clean", async () => {
+    const f = t.path("resize.qcow2");
+    const img = await createImage(f, { format: "qcow2", size: 1 << 20, options: "cluster_size=512" });
+    const model = new Uint8Array(8 << 20);
+    await img.write(800000, new Uint8Array((1 << 20) - 800000).fill(0x21));
+    model.fill(0x21, 800000, 1 << 20);
+    await img.resize(8 << 20);
+    expect(img.size).toBe(8 << 20);
+    const b = new Uint8Array(100000).fill(0x43);
+    await img.write((8 << 20) - 100000, b);
+    model.set(b, (8 << 20) - 100000);
+    await img.write(3 << 20, b);
+    model.set(b, 3 << 20);
+    await img.flush();
+    writeFileSync(f + ".model", model);
+    let q = qemuCheck(f);
+    expect(q.status, JSON.stringify(q.json)).toBe(0);
+    expect(JSON.parse(qemuImg("info", "--output=json", f))["virtual-size"]).toBe(8 << 20);
+    expect(qemuImgStatus("compare", "-F", "raw", f, f + ".model").status).toBe(0);
+    const c1 = await img.check();
+    expect(ours(c1)).toEqual(totals(q.json));
+    // Shrink to 900000 bytes (rounded to 512 multiples): clusters past it are released.
+    await img.resize(900000);
+    expect(img.size).toBe(900096);
+    await img.close();
+    writeFileSync(f + ".model", model.subarray(0, 900096));
+    q = qemuCheck(f);
+    expect(q.status, JSON.stringify(q.json)).toBe(0);
+    expect(Number(q.json["allocated-clusters"])).toBeLessThanOrEqual(Math.ceil(900096 / 512));
+    expect(qemuImgStatus("compare", "-F", "raw", f, f + ".model").status).toBe(0);
+  });
+
   it("convert -c style compressed writes (zlib) give an image qemu reads identically", async () => {
     const f = t.path("compressed.qcow2");
     const img = await createImage(f, { format: "qcow2", size: SIZE });

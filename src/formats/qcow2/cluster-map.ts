@@ -56,11 +56,11 @@ export class Qcow2ClusterMap {
   readonly entryBytes: number;
   /** Entries per L2 table. */
   readonly l2Entries: number;
-  readonly l1Size: number;
-  readonly l1TableOffset: number;
+  l1Size: number;
+  l1TableOffset: number;
   /** Raw big-endian active L1 table. */
-  readonly l1: Uint8Array;
-  private readonly l1View: DataView;
+  l1: Uint8Array;
+  private l1View: DataView;
   private readonly file: IoBackend;
   readonly l2Cache: Qcow2TableCache;
   private readonly opts: Qcow2ClusterMapOptions;
@@ -104,6 +104,26 @@ export class Qcow2ClusterMap {
       throw qcow2CorruptIo("read", `L2 table offset ${hex(off)} in L1 entry ${i} is not a valid cluster`, "L1 table", this.l1TableOffset + i * 8);
     }
     return off;
+  }
+
+  /**
+   * Moves the active L1 table to `offset` with `size` entries (growing keeps the entries, the
+   * new ones are zero). The caller has written the table there and updated the header.
+   */
+  replaceL1(table: Uint8Array, offset: number, size: number): void {
+    this.l1 = table;
+    this.l1View = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    this.l1TableOffset = offset;
+    this.l1Size = size;
+    this.version++;
+  }
+
+  /** Clears L1 entry `i` on disk (its L2 table is released by the caller afterwards). */
+  async clearL1Entry(i: number): Promise<void> {
+    this.version++;
+    this.l1View.setUint32(i * 8, 0);
+    this.l1View.setUint32(i * 8 + 4, 0);
+    await this.file.write(this.l1TableOffset + i * 8, this.l1.subarray(i * 8, i * 8 + 8));
   }
 
   /** True when L1 entry `i` has the COPIED flag (its L2 table may be written in place). */

@@ -71,7 +71,8 @@ function bitRange(from: number, to: number): number {
 /** One open qcow2 image. */
 export class Qcow2Instance implements FormatInstance {
   readonly format = "qcow2";
-  readonly size: number;
+  /** Virtual size (changes with {@link resize}). */
+  size: number;
   readonly allocationUnit: number;
   /** Compressed clusters are whole clusters, also with extended L2 entries. */
   readonly compressionUnit: number;
@@ -567,6 +568,74 @@ export class Qcow2Instance implements FormatInstance {
         l2.release();
       }
       return true;
+    });
+  }
+
+  /**
+   * Changes the virtual size (rounded up to 512 bytes, as qemu requires). Growing enlarges the
+   * L1 table when needed (new table written, header switched in one write, old table freed);
+   * shrinking first releases every cluster past the new end. The size field is written last.
+   */
+  resize(newSize: number): Promise<void> {
+    return this.guarded(async () => {
+      const target = Math.ceil(newSize / 512) * 512;
+      if (this.snapshots.length > 0 && this.header.version < 3) {
+        throw new ImageError("ERR_UNSUPPORTED_FEATURE", "Cannot resize a version 2 qcow2 image that has snapshots", { format: "qcow2" });
+      }
+      const cs = this.clusterSize;
+      const map = this.map;
+      if (target < this.size) {
+        // Release whole clusters past the new end, one L2 table at a time; drop empty tables.
+        const firstCluster = Math.ceil(target / cs);
+        const lastCluster = Math.ceil(this.size / cs);
+        for (let l1i = Math.floor(firstCluster / map.l2Entries); l1i * map.l2Entries < lastCluster && l1i < map.l1Size; l1i++) {
+          const l2off = map.l2Offset(l1i);
+          if (l2off === 0) continue;
+          const from = Math.max(firstCluster, l1i * map.l2Entries);
+          const to = Math.min(lastCluster, (l1i + 1) * map.l2Entries);
+          const oldSize = this.size;
+          this.size = Math.max(this.size, to * cs); // unlink works inside the disk
+          await this.unlink(from * cs, to * cs, () => ({ hi: 0, lo: 0, bmHi: 0, bmLo: 0 }));
+          this.size = oldSize;
+          if (from === l1i * map.l2Entries) {
+            // Nothing of this table stays: unlink it, then free it.
+            const off = map.l2Offset(l1i);
+            await map.clearL1Entry(l1i);
+            map.l2Cache.drop(off);
+            await this.refcounts.adjust(off / cs, 1, -1);
+          }
+        }
+      } else if (target > this.size) {
+        const need = Math.ceil(target / cs / map.l2Entries);
+        if (need * 8 > 32 * 1024 * 1024) {
+          throw new ImageError("ERR_LIMIT_EXCEEDED", `Cannot resize qcow2 image to ${target} bytes: the L1 table would exceed 32 MiB`, { format: "qcow2" });
+        }
+        if (need > map.l1Size) {
+          const clusters = Math.ceil((need * 8) / cs);
+          const at = await this.allocator.clusters(clusters);
+          const table = new Uint8Array(clusters * cs);
+          table.set(map.l1.subarray(0, map.l1Size * 8));
+          await this.file.write(at, table);
+          await this.file.flush();
+          const hdr = new Uint8Array(12);
+          const dv = new DataView(hdr.buffer);
+          dv.setUint32(0, need);
+          dv.setUint32(4, Math.floor(at / 4294967296));
+          dv.setUint32(8, at % 4294967296);
+          await this.file.write(QCOW2_HDR_OFFSET.l1Size, hdr);
+          const old = { offset: map.l1TableOffset, clusters: Math.ceil((map.l1Size * 8) / cs) };
+          map.replaceL1(table.subarray(0, need * 8), at, need);
+          this.header.l1Size = need;
+          this.header.l1TableOffset = at;
+          if (old.clusters > 0) await this.refcounts.adjust(old.offset / cs, old.clusters, -1);
+        }
+      }
+      const sz = new Uint8Array(8);
+      new DataView(sz.buffer).setBigUint64(0, BigInt(target));
+      await this.file.write(24, sz);
+      await this.file.flush();
+      this.size = target;
+      this.header.size = target;
     });
   }
 

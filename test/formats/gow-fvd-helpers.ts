@@ -6,18 +6,10 @@
 import { expect } from "vitest";
 import type { IoBackend, IoCapabilities } from "../../src/io/backend.js";
 import { MemoryBackend } from "../../src/io/memory.js";
+import { firstDifference as diffAt, rng as seeded } from "./image-model.js";
 
-/** mulberry32. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared seeded RNG and fast byte comparison of the format tests, under this suite's names. */
+export { diffAt, seeded };
 
 /** Bytes that differ per position and seed, never all zero. */
 export function fillPattern(length: number, seed: number): Uint8Array {
@@ -144,12 +136,6 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Index of the first byte where `a` and `b` differ (-1 when equal; the shorter length when one is a prefix). */
-export function diffAt(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
 
 /** One crash-consistency scenario: how to make the image and how to reopen a crashed copy. */
 export interface CrashScenario {

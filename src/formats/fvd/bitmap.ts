@@ -4,6 +4,7 @@
  * @module
  */
 import type { Kernel } from "../../kernel/kernel.js";
+import { FvdDirtyPages } from "./dirty-pages.js";
 import { FVD_REGION_ALIGN } from "./layout.js";
 
 /** The bitmap of an open image. */
@@ -15,7 +16,7 @@ export class FvdBitmap {
   blocks: number;
   /** Bytes of the base range the bits cover. */
   baseSize: number;
-  private readonly dirtyPages = new Set<number>();
+  private readonly dirtyPages = new FvdDirtyPages();
 
   constructor(bits: Uint8Array, blockSize: number, baseSize: number) {
     this.bits = bits;
@@ -84,18 +85,16 @@ export class FvdBitmap {
 
   /** Marks every page as differing from home (after a journal replay). */
   markAllDirty(): void {
-    for (let p = 0; p * FVD_REGION_ALIGN < this.bits.length; p++) this.dirtyPages.add(p);
+    this.dirtyPages.addRange(0, Math.ceil(this.bits.length / FVD_REGION_ALIGN));
   }
 
   /** Pages that differ from home, ascending; the set is emptied. */
   takeDirtyPages(): number[] {
-    const pages = [...this.dirtyPages].sort((a, b) => a - b);
-    this.dirtyPages.clear();
-    return pages;
+    return this.dirtyPages.take();
   }
 
   /** True when some page differs from home. */
   get dirty(): boolean {
-    return this.dirtyPages.size > 0;
+    return this.dirtyPages.any;
   }
 }

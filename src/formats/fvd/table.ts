@@ -4,6 +4,7 @@
  * 4 KiB pages differ from the home copy in the file.
  * @module
  */
+import { FvdDirtyPages } from "./dirty-pages.js";
 import { FVD_DIRTY_TABLE, FVD_EMPTY_TABLE, FVD_REGION_ALIGN } from "./layout.js";
 
 const ENTRIES_PER_PAGE = FVD_REGION_ALIGN / 4;
@@ -12,7 +13,7 @@ const ENTRIES_PER_PAGE = FVD_REGION_ALIGN / 4;
 export class FvdTable {
   /** Entries as kept in memory (bit 31 = not yet journaled). */
   raw: Uint32Array;
-  private readonly dirtyPages = new Set<number>();
+  private readonly dirtyPages = new FvdDirtyPages();
 
   constructor(raw: Uint32Array) {
     this.raw = raw;
@@ -71,24 +72,23 @@ export class FvdTable {
     next.set(this.raw.subarray(0, Math.min(entries, this.raw.length)));
     const lo = Math.min(entries, this.raw.length);
     const hi = Math.max(entries, this.raw.length);
-    for (let p = Math.floor(lo / ENTRIES_PER_PAGE); p * ENTRIES_PER_PAGE < hi; p++) this.dirtyPages.add(p);
+    this.dirtyPages.addRange(Math.floor(lo / ENTRIES_PER_PAGE), Math.ceil(hi / ENTRIES_PER_PAGE));
     this.raw = next;
   }
 
   /** Marks every page as differing from home (after a journal replay). */
   markAllDirty(): void {
-    for (let p = 0; p * ENTRIES_PER_PAGE < this.raw.length; p++) this.dirtyPages.add(p);
+    this.dirtyPages.addRange(0, Math.ceil(this.raw.length / ENTRIES_PER_PAGE));
   }
 
   /** Pages that differ from home, ascending; the set is emptied. */
   takeDirtyPages(): number[] {
-    const pages = [...this.dirtyPages].sort((a, b) => a - b);
-    this.dirtyPages.clear();
-    return pages;
+    return this.dirtyPages.take();
   }
 
+  /** True when some page differs from home. */
   get dirty(): boolean {
-    return this.dirtyPages.size > 0;
+    return this.dirtyPages.any;
   }
 
   /**

@@ -85,8 +85,14 @@ async function readFooter(file: IoBackend, fileSize: number): Promise<{ raw: Uin
   const at = end - VMDK_FOOTER_FROM_END;
   if (at < VMDK_SECTOR_SIZE) throw fail("Invalid footer (the file is too short for one)", "footer", Math.max(0, at));
   const buf = await readExact(file, at, VMDK_FOOTER_FROM_END, "footer", "vmdk");
-  const marker = VmdkMarkerCodec.decode(buf, 0);
-  const eos = VmdkMarkerCodec.decode(buf, 2 * VMDK_SECTOR_SIZE);
+  let marker: ReturnType<typeof VmdkMarkerCodec.decode>;
+  let eos: ReturnType<typeof VmdkMarkerCodec.decode>;
+  try {
+    marker = VmdkMarkerCodec.decode(buf, 0);
+    eos = VmdkMarkerCodec.decode(buf, 2 * VMDK_SECTOR_SIZE);
+  } catch {
+    throw fail("Invalid footer (a marker value exceeds 2^53)", "footer", at);
+  }
   if (
     marker.size !== 0 || marker.type !== VmdkMarkerType.footer || magicAt(buf, VMDK_SECTOR_SIZE) !== VMDK_SPARSE_MAGIC ||
     eos.value !== 0 || eos.size !== 0 || eos.type !== VmdkMarkerType.endOfStream

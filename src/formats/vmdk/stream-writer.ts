@@ -119,20 +119,21 @@ export class VmdkStreamGrains {
   }
 
   private async decode(host: number): Promise<{ data: Uint8Array; length: number }> {
-    const fileSize = await this.file.size();
     let src: Uint8Array;
     if (this.markers) {
-      const m = VmdkGrainMarkerCodec.decode(await readExact(this.file, host, VmdkGrainMarkerCodec.size, "grain marker", "vmdk"));
+      // Only the size matters here (the lba is not checked, as in QEMU).
+      const raw = await readExact(this.file, host, VmdkGrainMarkerCodec.size, "grain marker", "vmdk");
+      const size = new DataView(raw.buffer, raw.byteOffset).getUint32(VmdkGrainMarkerCodec.offsetOf("size"), true);
       // A grain never compresses to more than twice its size (QEMU's bound too).
-      if (m.size === 0 || m.size > 2 * this.grainSize) {
+      if (size === 0 || size > 2 * this.grainSize) {
         throw new CorruptImageError(
-          `Cannot read vmdk image: grain marker at offset ${host} gives a compressed size of ${m.size} bytes (1 to ${2 * this.grainSize} expected)`,
+          `Cannot read vmdk image: grain marker at offset ${host} gives a compressed size of ${size} bytes (1 to ${2 * this.grainSize} expected)`,
           { format: "vmdk", structure: "grain marker", fileOffset: host, file: this.file.name },
         );
       }
-      src = await readExact(this.file, host + VmdkGrainMarkerCodec.size, m.size, "compressed grain", "vmdk");
+      src = await readExact(this.file, host + VmdkGrainMarkerCodec.size, size, "compressed grain", "vmdk");
     } else {
-      const n = Math.min(2 * this.grainSize, fileSize - host);
+      const n = Math.min(2 * this.grainSize, (await this.file.size()) - host);
       if (n <= 0) {
         throw new CorruptImageError(`Cannot read vmdk image: compressed grain at offset ${host} is past the end of the file`, {
           format: "vmdk", structure: "compressed grain", fileOffset: host, file: this.file.name,

@@ -129,6 +129,8 @@ describe("vhdx life cycle", () => {
     const data = [];
     for await (const e of img.extents()) if (e.data) data.push([e.offset, e.length]);
     expect(data).toEqual([[5 * MiB, MiB]]);
+    const info = (await img.info()).formatSpecific!.data as Record<string, unknown>;
+    expect([info["allocated-blocks"], info["total-blocks"]]).toEqual([1, 16]);
     await img.close();
   });
 

@@ -143,6 +143,17 @@ export class VhdxBat {
     return out;
   }
 
+  /** Payload blocks that hold data now (fully or partially present). */
+  countAllocated(): number {
+    const g = this.geometry;
+    let n = 0;
+    for (let b = 0; b < g.payloadBlocks; b++) {
+      const s = this.state(b + Math.floor(b / g.chunkRatio));
+      if (s === PAYLOAD_BLOCK_FULLY_PRESENT || s === PAYLOAD_BLOCK_PARTIALLY_PRESENT) n++;
+    }
+    return n;
+  }
+
   /** True when entry `i` describes a sector bitmap block rather than a payload block. */
   isBitmapEntry(i: number): boolean {
     return i % (this.geometry.chunkRatio + 1) === this.geometry.chunkRatio;

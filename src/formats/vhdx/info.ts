@@ -18,7 +18,7 @@ export function vhdxInfo(state: VhdxOpenState): FormatInfo {
     "log-size": h.logLength,
     "page83-id": md.page83,
     "data-write-guid": h.dataWriteGuid,
-    "allocated-blocks": state.scan.allocatedBlocks,
+    "allocated-blocks": state.bat.countAllocated(),
     "total-blocks": state.geometry.payloadBlocks,
   };
   if (state.creator) data.creator = state.creator;

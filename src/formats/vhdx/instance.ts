@@ -6,7 +6,7 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, DataMapping, Mapping } from "../../core/mapping.js";
-import { CorruptImageError, ImageError } from "../../errors.js";
+import { CorruptImageError, ImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import type { Kernel } from "../../kernel/kernel.js";
 import type { VhdxBat, VhdxBatScan } from "./bat.js";
@@ -61,7 +61,6 @@ export interface VhdxOpenState {
   readonly logEntries: number;
   readonly journal?: VhdxJournal;
   readonly backing?: BackingReference;
-  warn(message: string): void;
 }
 
 type BlockClass =
@@ -221,6 +220,11 @@ export class VhdxInstance implements FormatInstance {
   private assertWritable(what: string): void {
     if (!this.state.writable) {
       throw new ImageError("ERR_READ_ONLY", `Cannot ${what}: ${this.state.file.name} is open read-only`, { format: "vhdx" });
+    }
+    if (!this.state.journal?.canLog) {
+      throw new UnsupportedFeatureError(`Cannot ${what}: the vhdx image has no log region, so its metadata cannot be updated safely`, {
+        format: "vhdx",
+      });
     }
     if (this.failed) {
       throw new CorruptImageError(`Cannot ${what}: an earlier vhdx metadata update failed; the image is left as the log recorded it`, {

@@ -35,6 +35,11 @@ export class VhdxJournal {
     private readonly writer: VhdxLogWriter | undefined,
   ) {}
 
+  /** True when the image has a log region, so metadata can be changed. */
+  get canLog(): boolean {
+    return this.writer !== undefined;
+  }
+
   /** True while the headers name a log that may hold entries. */
   get logActive(): boolean {
     return this.activeLog !== undefined;

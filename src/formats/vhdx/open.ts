@@ -124,6 +124,5 @@ export async function openVhdx(ctx: OpenContext): Promise<VhdxInstance> {
     logEntries: replay?.entries ?? 0,
     journal,
     backing,
-    warn: ctx.warn,
   });
 }

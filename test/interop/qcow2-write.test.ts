@@ -171,6 +171,56 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
     expect(qemuImgStatus("compare", "-F", "raw", f, f + ".model").status).toBe(0);
   });
 
+  it("external data files: qemu-made ones read, vdisk-made ones (plain and raw) pass qemu-img", async () => {
+    // qemu makes, vdisk reads and writes.
+    const q = t.path("qdf.qcow2");
+    // qemu-img resolves a relative data_file against its working directory: give it whole.
+    qemuImg("create", "-q", "-f", "qcow2", "-o", `data_file=${t.path("qdf.data")}`, q, String(SIZE));
+    qemuIo("qcow2", q, ["write -P 7 65536 100000", "write -z 300000 70000", "write -P 9 0 512"]);
+    const expected = t.path("qdf.raw");
+    qemuImg("convert", "-O", "raw", q, expected);
+    let img = await openImage(q, { format: "qcow2", backing: "any" });
+    expect(Buffer.compare(Buffer.from(await img.read(0, SIZE)), readFileSync(expected))).toBe(0);
+    const info = await img.info();
+    expect(info.formatSpecific?.data).toMatchObject({ "data-file": t.path("qdf.data"), "data-file-raw": false });
+    await img.write(2 << 20, new Uint8Array(70000).fill(0x77));
+    const mine = await img.check();
+    await img.close();
+    const model = new Uint8Array(readFileSync(expected));
+    model.fill(0x77, 2 << 20, (2 << 20) + 70000);
+    writeFileSync(expected, model);
+    let chk = qemuCheck(q);
+    expect(chk.status, JSON.stringify(chk.json)).toBe(0);
+    expect(ours(mine)).toEqual(totals(chk.json));
+    expect(qemuImgStatus("compare", "-F", "raw", q, expected).status).toBe(0);
+    // The library refuses the data file without a policy that allows it.
+    await expect(openImage(q, { format: "qcow2", readOnly: true })).rejects.toMatchObject({ code: "ERR_OPEN_DENIED" });
+
+    for (const raw of [false, true]) {
+      const f = t.path(`vdf-${raw}.qcow2`);
+      // Absolute: qemu-img resolves the stored name against its working directory.
+      img = await createImage(f, { format: "qcow2", size: SIZE, options: `data_file=${t.path(`vdf-${raw}.data`)},data_file_raw=${raw ? "on" : "off"}`, backing: "any" });
+      const m = new Uint8Array(SIZE);
+      await img.write(1000, new Uint8Array(200000).fill(3));
+      m.fill(3, 1000, 201000);
+      await img.writeZeroes(65536, 65536);
+      m.fill(0, 65536, 131072);
+      await img.writeCompressed(1 << 20, new Uint8Array(65536).fill(4));
+      m.fill(4, 1 << 20, (1 << 20) + 65536);
+      await img.close();
+      writeFileSync(f + ".model", m);
+      chk = qemuCheck(f);
+      expect(chk.status, JSON.stringify(chk.json)).toBe(0);
+      expect(qemuImgStatus("compare", "-F", "raw", f, f + ".model").status).toBe(0);
+      const qi = JSON.parse(qemuImg("info", "--output=json", f)) as { "format-specific": { data: Record<string, unknown> } };
+      expect(qi["format-specific"].data["data-file-raw"]).toBe(raw);
+      if (raw) {
+        // The data file alone is the disk.
+        expect(Buffer.compare(readFileSync(t.path(`vdf-${raw}.data`)).subarray(0, SIZE), Buffer.from(m))).toBe(0);
+      }
+    }
+  });
+
   it("convert -c style compressed writes (zlib) give an image qemu reads identically", async () => {
     const f = t.path("compressed.qcow2");
     const img = await createImage(f, { format: "qcow2", size: SIZE });

@@ -32,6 +32,8 @@ export class Qcow2Allocator {
   constructor(
     private readonly refcounts: Qcow2Refcounts,
     private readonly clusterBits: number,
+    /** Guest data lives in an external data file: its clusters are not refcounted. */
+    private readonly externalData = false,
   ) {}
 
   /** `n` contiguous fresh clusters (refcount 1). */
@@ -88,6 +90,7 @@ export class Qcow2Allocator {
     let runStart = -1;
     let runLen = 0;
     for (const e of entries) {
+      if (this.externalData && !(e.hi & QCOW2_OFLAG_COMPRESSED_HI)) continue;
       const c = qcow2EntryClusters(e, this.clusterBits);
       if (!c) continue;
       if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) {

@@ -106,7 +106,9 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
       continue;
     }
     const off = qcow2EntryOffset(hi, lo);
-    if (off === 0) continue; // unallocated or plain zero
+    const external = inst.dataFile !== undefined;
+    // Unallocated or plain zero (with a data file, offset 0 with COPIED is guest cluster 0).
+    if (off === 0 && !(external && hi & QCOW2_OFLAG_COPIED_HI)) continue;
     if (inst.extendedL2) {
       const bmHi = dv.getUint32(i * eb + 8);
       const bmLo = dv.getUint32(i * eb + 12);
@@ -123,7 +125,8 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
       if (nextContiguous && off !== nextContiguous) res.fragmentedClusters = (res.fragmentedClusters ?? 0) + 1;
       nextContiguous = off + cs;
     }
-    inc(t, cs, off, cs, "data cluster");
+    // Clusters of an external data file are not refcounted.
+    if (!external) inc(t, cs, off, cs, "data cluster");
     if (off % cs !== 0) {
       res.corruptions++;
       res.messages.push(`ERROR offset=${hex(off)}: Cluster is not properly aligned; L2 entry corrupted.`);
@@ -303,7 +306,7 @@ async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Float6
         res.corruptions++;
       }
     }
-    if (l2off + cs > stored.length * cs) continue;
+    if (l2off + cs > stored.length * cs || inst.dataFile) continue;
     const table = await readZeroPadded(inst.file, l2off, cs);
     const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
     let dirty = false;

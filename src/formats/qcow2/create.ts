@@ -8,12 +8,15 @@ import type { CreateContext, CreateOptionSpec } from "../../core/format.js";
 import { ImageError } from "../../errors.js";
 import { encodeQcow2HeaderCluster, type Qcow2Extension, type Qcow2Header } from "./header.js";
 import {
+  QCOW2_AUTOCLEAR_DATA_FILE_RAW,
   QCOW2_COMPAT_LAZY_REFCOUNTS,
   QCOW2_COMPRESSION_ZLIB,
   QCOW2_COMPRESSION_ZSTD,
   QCOW2_EXT_BACKING_FORMAT,
+  QCOW2_EXT_DATA_FILE,
   QCOW2_EXT_FEATURE_TABLE,
   QCOW2_INCOMPAT_COMPRESSION,
+  QCOW2_INCOMPAT_DATA_FILE,
   QCOW2_INCOMPAT_EXTL2,
   QCOW2_MAX_L1_BYTES,
   QCOW2_V3_HEADER_LENGTH_COMPRESSION,
@@ -29,6 +32,8 @@ export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: "refcount_bits", type: "number", help: "Width of a reference count entry in bits", defaultText: "16" },
   { name: "compression_type", type: "enum", values: ["zlib", "zstd"], help: "Compression method used for image cluster compression", defaultText: "zlib" },
   { name: "extended_l2", type: "bool", help: "Extended L2 tables", defaultText: "off" },
+  { name: "data_file", type: "string", help: "File name of an external data file" },
+  { name: "data_file_raw", type: "bool", help: "The external data file must stay valid as a raw image", defaultText: "off" },
 ];
 
 /** Validated create parameters. */
@@ -40,6 +45,9 @@ export interface Qcow2CreateParams {
   extendedL2: boolean;
   compressionType: number;
   preallocation: "off" | "metadata";
+  /** External data file name. */
+  dataFile?: string;
+  dataFileRaw: boolean;
 }
 
 function invalid(message: string): ImageError {
@@ -72,7 +80,11 @@ export function qcow2CreateParams(options: CreateContext["options"]): Qcow2Creat
   if (extendedL2 && clusterBits < 14) throw invalid("Extended L2 entries are only supported with cluster sizes of at least 16384 bytes");
   const preallocation = String(options.preallocation ?? "off");
   if (preallocation !== "off" && preallocation !== "metadata") throw invalid(`Unsupported preallocation mode '${preallocation}'`);
-  return { version, clusterBits, refcountOrder, lazyRefcounts, extendedL2, compressionType, preallocation };
+  const dataFile = options.data_file === undefined ? undefined : String(options.data_file);
+  const dataFileRaw = options.data_file_raw === true;
+  if (dataFile !== undefined && version === 2) throw invalid("External data files are only supported with compatibility level 1.1 and above");
+  if (dataFileRaw && dataFile === undefined) throw invalid("data-file-raw requires data-file");
+  return { version, clusterBits, refcountOrder, lazyRefcounts, extendedL2, compressionType, preallocation, dataFile, dataFileRaw };
 }
 
 /** The feature name table qemu writes into version 3 headers (names are part of the spec). */
@@ -129,11 +141,23 @@ export async function createQcow2(ctx: CreateContext, p: Qcow2CreateParams): Pro
   const extensions: Qcow2Extension[] = [];
   const enc = new TextEncoder();
   if (ctx.backing?.format) extensions.push({ type: QCOW2_EXT_BACKING_FORMAT, data: enc.encode(ctx.backing.format) });
+  if (p.dataFile !== undefined) {
+    if (ctx.backing && p.dataFileRaw) throw invalid("Backing file and data-file-raw cannot be used at the same time");
+    extensions.push({ type: QCOW2_EXT_DATA_FILE, data: enc.encode(p.dataFile) });
+    const df = await ctx.openFile({ name: p.dataFile, relativeTo: ctx.file, writable: true, create: true, purpose: "data-file" });
+    try {
+      await df.truncate(ctx.size);
+      await df.flush();
+    } finally {
+      await df.close();
+    }
+  }
   if (p.version === 3) extensions.push({ type: QCOW2_EXT_FEATURE_TABLE, data: featureTable() });
 
   let incompat = 0n;
   if (p.compressionType !== QCOW2_COMPRESSION_ZLIB) incompat |= QCOW2_INCOMPAT_COMPRESSION;
   if (p.extendedL2) incompat |= QCOW2_INCOMPAT_EXTL2;
+  if (p.dataFile !== undefined) incompat |= QCOW2_INCOMPAT_DATA_FILE;
   const header: Qcow2Header = {
     version: p.version,
     clusterBits: p.clusterBits,
@@ -147,7 +171,7 @@ export async function createQcow2(ctx: CreateContext, p: Qcow2CreateParams): Pro
     snapshotsOffset: 0,
     incompatibleFeatures: incompat,
     compatibleFeatures: p.lazyRefcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0n,
-    autoclearFeatures: 0n,
+    autoclearFeatures: p.dataFileRaw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0n,
     refcountOrder: p.refcountOrder,
     headerLength: p.version === 3 ? QCOW2_V3_HEADER_LENGTH_COMPRESSION : 72,
     compressionType: p.compressionType,

@@ -5,15 +5,17 @@
  */
 import type { CreateContext, FormatDriver, FormatInstance, OpenContext, ProbeInput } from "../../core/format.js";
 import { CorruptImageError, ImageError } from "../../errors.js";
+import type { IoBackend } from "../../io/backend.js";
 import { readQcow2Bitmaps, type Qcow2Bitmap } from "./bitmaps.js";
 import { checkQcow2 } from "./check.js";
 import { Qcow2ClusterMap } from "./cluster-map.js";
 import { QCOW2_CREATE_OPTIONS, createQcow2, qcow2CreateParams } from "./create.js";
-import { qcow2Unsupported } from "./errors.js";
+import { qcow2Corrupt, qcow2Unsupported } from "./errors.js";
 import { QCOW2_HDR_OFFSET, qcow2U64Bytes, readQcow2Header } from "./header.js";
 import { Qcow2Instance } from "./instance.js";
 import {
   QCOW2_AUTOCLEAR_BITMAPS,
+  QCOW2_AUTOCLEAR_DATA_FILE_RAW,
   QCOW2_INCOMPAT_CORRUPT,
   QCOW2_INCOMPAT_DATA_FILE,
   QCOW2_INCOMPAT_DIRTY,
@@ -34,9 +36,7 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
   const file = ctx.file;
   const fileSize = await file.size();
   const header = await readQcow2Header(file, fileSize);
-  if (header.incompatibleFeatures & QCOW2_INCOMPAT_DATA_FILE) {
-    throw qcow2Unsupported("external data files (incompatible feature bit 2) are not supported yet");
-  }
+
   const readOnly = ctx.readOnly;
   const corrupt = (header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
   const repair = ctx.options.repair === "on";
@@ -74,6 +74,16 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
         format: "qcow2",
       });
     }
+  }
+
+  let dataFile: IoBackend | undefined;
+  if (header.incompatibleFeatures & QCOW2_INCOMPAT_DATA_FILE) {
+    const name = ctx.options["data-file"] ?? header.dataFile;
+    if (name === undefined) {
+      throw qcow2Unsupported("the image uses an external data file but names none (give the data-file option)");
+    }
+    if (snapshots.length > 0) throw qcow2Corrupt("an image with an external data file cannot have snapshots", "header", 60);
+    dataFile = await ctx.openFile({ name, relativeTo: file, writable: !readOnly, purpose: "data-file" });
   }
 
   let inst: Qcow2Instance | undefined;
@@ -118,12 +128,15 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
     repairOnly: corrupt && repair,
     check: checkQcow2,
     size: snap?.diskSize,
+    dataFile,
   });
   if (!readOnly) {
-    // vdisk maintains no autoclear feature: clear them all before the first write (spec).
-    if (header.version >= 3 && header.autoclearFeatures !== 0n) {
-      header.autoclearFeatures = 0n;
-      await file.write(QCOW2_HDR_OFFSET.autoclearFeatures, qcow2U64Bytes(0n));
+    // Clear the autoclear features vdisk does not maintain before the first write (spec):
+    // all but "raw external data", which the driver keeps true (no zero flags, no discard).
+    const keep = dataFile ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0n;
+    if (header.version >= 3 && (header.autoclearFeatures & ~keep) !== 0n) {
+      header.autoclearFeatures &= keep;
+      await file.write(QCOW2_HDR_OFFSET.autoclearFeatures, qcow2U64Bytes(header.autoclearFeatures));
       await file.flush();
     }
     if (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) {
@@ -149,7 +162,8 @@ async function preallocateMetadata(inst: Qcow2Instance): Promise<void> {
     const l2 = await map.writableL2(l1i);
     try {
       const n = Math.min(map.l2Entries, total - l1i * map.l2Entries);
-      const host = await inst.allocator.clusters(n);
+      // An external data file holds guest cluster k at offset k * cluster size.
+      const host = inst.dataFile ? l1i * map.l2Entries * cs : await inst.allocator.clusters(n);
       for (let k = 0; k < n; k++) {
         const h = host + k * cs;
         map.setEntry(l2.table, k, {
@@ -166,7 +180,8 @@ async function preallocateMetadata(inst: Qcow2Instance): Promise<void> {
     }
   }
   // The data clusters read as zeros from the sparse tail.
-  if ((await inst.file.size()) < lastEnd) await inst.file.truncate(lastEnd);
+  const data = inst.dataFile ?? inst.file;
+  if ((await data.size()) < lastEnd) await data.truncate(lastEnd);
 }
 
 /** The qcow2 driver. */
@@ -188,7 +203,8 @@ export const qcow2Driver: FormatDriver = {
   async create(ctx: CreateContext): Promise<void> {
     const p = qcow2CreateParams(ctx.options);
     await createQcow2(ctx, p);
-    if (p.preallocation === "metadata") {
+    // A raw data file is fully mapped from the start, as qemu-img makes it.
+    if (p.preallocation === "metadata" || p.dataFileRaw) {
       const inst = await openQcow2({
         file: ctx.file,
         readOnly: false,
@@ -198,8 +214,12 @@ export const qcow2Driver: FormatDriver = {
         kernel: ctx.kernel,
         warn: ctx.warn,
       });
-      await preallocateMetadata(inst);
-      await inst.flush();
+      try {
+        await preallocateMetadata(inst);
+        await inst.flush();
+      } finally {
+        if (inst.dataFile) await inst.dataFile.close();
+      }
     }
   },
 };

@@ -16,6 +16,7 @@ import { qcow2Compress, qcow2Decompress } from "./compression.js";
 import { hex, qcow2CorruptIo } from "./errors.js";
 import { QCOW2_HDR_OFFSET, qcow2U64Bytes, type Qcow2Header } from "./header.js";
 import {
+  QCOW2_AUTOCLEAR_DATA_FILE_RAW,
   QCOW2_COMPAT_LAZY_REFCOUNTS,
   QCOW2_COMPRESSION_ZSTD,
   QCOW2_EXTL2_ALL_ALLOC,
@@ -56,6 +57,8 @@ export interface Qcow2InstanceParts {
   check(inst: Qcow2Instance, repair?: RepairMode): Promise<CheckResult>;
   /** Virtual size when it differs from the header's (a snapshot opened for reading). */
   size?: number;
+  /** The external data file, when the image has one (incompatible bit 2). */
+  dataFile?: IoBackend;
 }
 
 const ALL = QCOW2_EXTL2_ALL_ALLOC;
@@ -91,6 +94,10 @@ export class Qcow2Instance implements FormatInstance {
   readonly kernel: Kernel;
   readonly readOnly: boolean;
   readonly allocator: Qcow2Allocator;
+  /** The external data file holding guest data, if any. */
+  readonly dataFile?: IoBackend;
+  /** The data file is kept a valid raw image (autoclear bit 1): no zero flags, no discard. */
+  readonly dataFileRaw: boolean;
   /** Writes refused: the image is (or was found) corrupt. */
   corrupt: boolean;
   private repairOnly: boolean;
@@ -121,7 +128,9 @@ export class Qcow2Instance implements FormatInstance {
     this.allocationUnit = this.subclusterSize;
     this.compressionUnit = this.clusterSize;
     this.corrupt = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
-    this.allocator = new Qcow2Allocator(p.refcounts, p.header.clusterBits);
+    this.dataFile = p.dataFile;
+    this.dataFileRaw = !!p.dataFile && (p.header.autoclearFeatures & QCOW2_AUTOCLEAR_DATA_FILE_RAW) !== 0n;
+    this.allocator = new Qcow2Allocator(p.refcounts, p.header.clusterBits, !!p.dataFile);
     this.overlap = new Qcow2MetadataOverlap({
       map: p.map,
       refcounts: p.refcounts,
@@ -134,6 +143,7 @@ export class Qcow2Instance implements FormatInstance {
       file: p.file,
       version: p.header.version,
       subclusterSize: this.subclusterSize,
+      dataFile: p.dataFile,
       overlaps: (o, l) => this.overlap.overlaps(o, l),
     });
     if (p.header.backingFile !== undefined) {
@@ -260,7 +270,7 @@ export class Qcow2Instance implements FormatInstance {
     if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return false;
     if ((e.hi & QCOW2_OFLAG_COPIED_HI) === 0) return false;
     const off = qcow2EntryOffset(e.hi, e.lo);
-    if (off === 0) return false;
+    if (off === 0 && !this.dataFile) return false;
     return this.extendedL2 || (e.lo & QCOW2_OFLAG_ZERO_LO) !== 0;
   }
 
@@ -281,10 +291,10 @@ export class Qcow2Instance implements FormatInstance {
       if (this.inPlace(e0)) {
         end = Math.min(end, (ci0 + 1) * cs);
         const host = qcow2EntryOffset(e0.hi, e0.lo);
-        if (this.overlap.overlaps(host, cs)) {
+        if (!this.dataFile && this.overlap.overlaps(host, cs)) {
           throw qcow2CorruptIo("write", `data cluster ${hex(host)} overlaps metadata`, "L2 table", l2.offset + l2i0 * map.entryBytes);
         }
-        const mapping: DataMapping = { kind: "data", length: end - offset, file: this.file, fileOffset: host + inCl };
+        const mapping: DataMapping = { kind: "data", length: end - offset, file: this.dataFile ?? this.file, fileOffset: host + inCl };
         return {
           mapping,
           commit: () => this.guarded(async () => {
@@ -317,7 +327,8 @@ export class Qcow2Instance implements FormatInstance {
       end = Math.min(end, (ci0 + n) * cs);
       const old: Qcow2L2Entry[] = [];
       for (let k = 0; k < n; k++) old.push(map.entry(l2.table, l2i0 + k));
-      const host = await this.allocator.clusters(n);
+      // With an external data file a guest cluster lives at its own offset there.
+      const host = this.dataFile ? ci0 * cs : await this.allocator.clusters(n);
       if (this.extendedL2) {
         // The engine writes only the requested subclusters: bring the rest of a partly written
         // shared or compressed cluster over first.
@@ -325,7 +336,7 @@ export class Qcow2Instance implements FormatInstance {
         const lastPartial = end < (ci0 + n) * cs;
         if (n > 1 && lastPartial) await this.copyForCow(old[n - 1], ci0 + n - 1, host + (n - 1) * cs);
       }
-      const mapping: DataMapping = { kind: "data", length: end - offset, file: this.file, fileOffset: host + inCl };
+      const mapping: DataMapping = { kind: "data", length: end - offset, file: this.dataFile ?? this.file, fileOffset: host + inCl };
       return {
         mapping,
         commit: () => this.guarded(async () => {
@@ -407,6 +418,8 @@ export class Qcow2Instance implements FormatInstance {
 
   zeroRange(offset: number, length: number, unmap: boolean): Promise<number> {
     return this.guarded(async () => {
+      // A raw data file must hold the zeros itself: let the engine write them.
+      if (this.dataFileRaw) return 0;
       const cs = this.clusterSize;
       const hasBacking = this.backing !== undefined;
       if (this.header.version < 3) {
@@ -517,6 +530,7 @@ export class Qcow2Instance implements FormatInstance {
 
   discard(offset: number, length: number): Promise<void> {
     return this.guarded(async () => {
+      if (this.dataFileRaw) return;
       let pos = offset;
       const stop = offset + length;
       const v3 = this.header.version >= 3;
@@ -541,7 +555,8 @@ export class Qcow2Instance implements FormatInstance {
   writeCompressed(offset: number, data: Uint8Array): Promise<boolean> {
     return this.guarded(async () => {
       const cs = this.clusterSize;
-      if (offset % cs !== 0) return false;
+      // Compressed clusters cannot live in an external data file.
+      if (offset % cs !== 0 || this.dataFile) return false;
       let src = data;
       if (src.length < cs) {
         src = new Uint8Array(cs);
@@ -643,6 +658,8 @@ export class Qcow2Instance implements FormatInstance {
 
   async flush(): Promise<void> {
     if (this.readOnly) return;
+    // Guest data before the metadata that points at it.
+    if (this.dataFile) await this.dataFile.flush();
     await this.file.flush();
     if (this.dirtyByUs) {
       this.header.incompatibleFeatures &= ~QCOW2_INCOMPAT_DIRTY;
@@ -695,7 +712,10 @@ export class Qcow2Instance implements FormatInstance {
       data.corrupt = (h.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
       data["extended-l2"] = this.extendedL2;
     }
-    if (h.dataFile !== undefined) data["data-file"] = h.dataFile;
+    if (this.dataFile || h.dataFile !== undefined) {
+      if (h.dataFile !== undefined) data["data-file"] = h.dataFile;
+      data["data-file-raw"] = (h.autoclearFeatures & QCOW2_AUTOCLEAR_DATA_FILE_RAW) !== 0n;
+    }
     const info: FormatInfo = {
       clusterSize: this.clusterSize,
       dirty: (h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) !== 0n,
@@ -720,6 +740,7 @@ export class Qcow2Instance implements FormatInstance {
       await this.flush();
     } finally {
       await this.file.close();
+      if (this.dataFile) await this.dataFile.close();
     }
   }
 }

@@ -36,6 +36,11 @@ export interface Qcow2MapperOptions {
   file: IoBackend;
   version: number;
   subclusterSize: number;
+  /**
+   * Guest data lives in an external data file (host offset = guest offset, offset 0 is valid
+   * when COPIED is set, no refcounts, no overlap with metadata).
+   */
+  dataFile?: IoBackend;
   /** True when a host range overlaps metadata (such data is never written in place). */
   overlaps(offset: number, length: number): boolean;
 }
@@ -74,10 +79,9 @@ export class Qcow2Mapper {
       if (this.o.version < 3) throw this.corruptEntry(l2off, l2i, "has the zero flag in a version 2 image");
       return { kind: "zero", length: len, allocated: true };
     }
-    if (off === 0) return { kind: "backing", length: len };
+    if (off === 0 && !(this.o.dataFile && e.hi & QCOW2_OFLAG_COPIED_HI)) return { kind: "backing", length: len };
     if (off % cs !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
-    const shared = (e.hi & QCOW2_OFLAG_COPIED_HI) === 0 || this.o.overlaps(off, len + inCl);
-    return { kind: "data", length: len, file: this.o.file, fileOffset: off + inCl, shared };
+    return this.data(e, off, inCl, len);
   }
 
   /** Maps from entry `l2i` of an extended L2 table (subcluster runs, then whole alike clusters). */
@@ -118,6 +122,11 @@ export class Qcow2Mapper {
     len = Math.min(len, max);
     if (k === 1) return { kind: "zero", length: len, allocated: true };
     if (k === 2) return { kind: "backing", length: len };
+    return this.data(e, off, inCl, len);
+  }
+
+  private data(e: Qcow2L2Entry, off: number, inCl: number, len: number): Mapping {
+    if (this.o.dataFile) return { kind: "data", length: len, file: this.o.dataFile, fileOffset: off + inCl };
     const shared = (e.hi & QCOW2_OFLAG_COPIED_HI) === 0 || this.o.overlaps(off, len + inCl);
     return { kind: "data", length: len, file: this.o.file, fileOffset: off + inCl, shared };
   }
@@ -127,7 +136,7 @@ export class Qcow2Mapper {
     if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & 0x1ff) !== 0) throw this.corruptEntry(l2off, l2i, "has reserved bits set");
     if ((e.bmLo & e.bmHi) !== 0) throw this.corruptEntry(l2off, l2i, "marks a subcluster both allocated and zero");
     const off = qcow2EntryOffset(e.hi, e.lo);
-    if (off === 0 && e.bmLo !== 0) throw this.corruptEntry(l2off, l2i, "has allocated subclusters but no host cluster");
+    if (off === 0 && e.bmLo !== 0 && !(this.o.dataFile && e.hi & QCOW2_OFLAG_COPIED_HI)) throw this.corruptEntry(l2off, l2i, "has allocated subclusters but no host cluster");
     if (off % this.o.map.clusterSize !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
   }
 }

@@ -11,7 +11,7 @@ import { checkQcow2 } from "./check.js";
 import { Qcow2ClusterMap } from "./cluster-map.js";
 import { QCOW2_CREATE_OPTIONS, createQcow2, qcow2CreateParams } from "./create.js";
 import { qcow2Corrupt, qcow2Unsupported } from "./errors.js";
-import { QCOW2_HDR_OFFSET, qcow2U64Bytes, readQcow2Header } from "./header.js";
+import { QCOW2_HDR_OFFSET, qcow2U64Bytes, readQcow2Header, type Qcow2Header } from "./header.js";
 import { Qcow2Instance } from "./instance.js";
 import {
   QCOW2_AUTOCLEAR_BITMAPS,
@@ -85,6 +85,28 @@ async function openQcow2(ctx: OpenContext): Promise<Qcow2Instance> {
     if (snapshots.length > 0) throw qcow2Corrupt("an image with an external data file cannot have snapshots", "header", 60);
     dataFile = await ctx.openFile({ name, relativeTo: file, writable: !readOnly, purpose: "data-file" });
   }
+  try {
+    return await openWith(ctx, header, fileSize, snapshots, snapshotTableBytes, bitmaps, snap, dataFile);
+  } catch (e) {
+    await dataFile?.close().catch(() => {});
+    throw e;
+  }
+}
+
+async function openWith(
+  ctx: OpenContext,
+  header: Qcow2Header,
+  fileSize: number,
+  snapshots: Qcow2Snapshot[],
+  snapshotTableBytes: number,
+  bitmaps: Qcow2Bitmap[],
+  snap: Qcow2Snapshot | undefined,
+  dataFile: IoBackend | undefined,
+): Promise<Qcow2Instance> {
+  const file = ctx.file;
+  const readOnly = ctx.readOnly;
+  const corrupt = (header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
+  const repair = ctx.options.repair === "on";
 
   let inst: Qcow2Instance | undefined;
   const beforeWrite = () => inst!.beforeWrite();

@@ -1,8 +1,9 @@
 /**
  * `check` with QEMU's semantics: every grain of every extent is looked up; the first grain
  * table that cannot be read or the first grain that points past the end of its file is one
- * corruption, and the walk stops there (as `qemu-img check` does). VMDK has no allocation
- * bookkeeping, so there are no leaks to find.
+ * corruption, and the walk stops there. QEMU's check then fails ("Check failed", exit code 1),
+ * so the result also counts one check error. VMDK has no allocation bookkeeping, so there are
+ * no leaks to find.
  * @module
  */
 import type { CheckResult } from "../../core/format.js";
@@ -16,6 +17,7 @@ export async function checkVmdk(extents: readonly VmdkExtent[], starts: readonly
     const problem = await extents[i].check(starts[i] / VMDK_SECTOR_SIZE);
     if (problem) {
       result.corruptions = 1;
+      result.checkErrors = 1;
       result.messages.push(problem);
       break;
     }

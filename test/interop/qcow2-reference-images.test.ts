@@ -1,20 +1,19 @@
 /**
- * The shared reference images (`make-reference-images.sh`, built once into a temp dir) read
+ * The shared reference images (`make-reference-images.sh`, built once per machine into a cache
+ * shared by every format's reference test, see test/helpers/reference-images.ts) read
  * through vdisk with the raw sha256 qemu-img 7.2 recorded, for every qcow2 and raw entry and
  * for snapshot s1's raw hash where recorded; vdisk's check totals equal the recorded ones.
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { openImage } from "../../src/node.js";
-import { HAVE_JQ, HAVE_QEMU, tempDir, warnSkipped } from "../helpers/qemu.js";
+import { warnSkipped } from "../helpers/qemu.js";
+import { CORPUS_DIR, REFERENCE_IMAGES_AVAILABLE, ensureReferenceImages } from "../helpers/reference-images.js";
 
-const CORPUS = join(import.meta.dirname, "..", "..", "..", "shared", "corpus");
-const SCRIPT = join(CORPUS, "make-reference-images.sh");
-const REF = join(CORPUS, "reference-images.json");
-const available = HAVE_QEMU && HAVE_JQ && existsSync(SCRIPT) && existsSync(REF);
+const REF = join(CORPUS_DIR, "reference-images.json");
+const available = REFERENCE_IMAGES_AVAILABLE;
 if (!available) warnSkipped("qcow2 reference-image tests", "qemu-img/qemu-io/jq or ../shared/corpus");
 
 interface RefImage {
@@ -40,15 +39,14 @@ async function sha256Of(path: string, format: string): Promise<string> {
 }
 
 describe.skipIf(!available)("reference images read through vdisk", () => {
-  const t = tempDir("vdisk-ref-");
+  // Built once per machine and shared with the other formats' reference tests.
+  const t = { dir: "" };
   const refs: RefImage[] = available
     ? (JSON.parse(readFileSync(REF, "utf8")) as { images: RefImage[] }).images.filter((i) => i.format === "qcow2" || i.format === "raw")
     : [];
   beforeAll(() => {
-    const r = spawnSync("bash", [SCRIPT, t.dir], { encoding: "utf8", maxBuffer: 16 << 20 });
-    if (r.status !== 0) throw new Error(`make-reference-images.sh failed: ${r.stderr}`);
-  }, 300_000);
-  afterAll(() => t.cleanup());
+    t.dir = ensureReferenceImages();
+  }, 600_000);
 
   for (const ref of refs) {
     it(`${ref.name} reads with raw sha256 ${ref.raw_sha256.slice(0, 12)}…`, async () => {

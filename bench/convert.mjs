@@ -175,7 +175,8 @@ for (let round = 0; round < ROUNDS; round++) {
 rmSync(dst, { force: true });
 
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-console.log(`\nconvert, ${(SIZE / 2 ** 30).toFixed(2)} GiB, ${ROUNDS} rounds, medians:`);
+const load = (await import("node:os")).loadavg().map((x) => x.toFixed(1)).join(" ");
+console.log(`\nconvert, ${(SIZE / 2 ** 30).toFixed(2)} GiB, ${ROUNDS} rounds, medians (load average ${load} on ${(await import("node:os")).cpus().length} CPUs):`);
 console.log("case        qemu-img     vdisk   ratio   cpu: qemu-img    vdisk  ratio   vdisk peak RSS");
 for (const c of cases) {
   const r = results.get(c.name);

@@ -169,11 +169,50 @@ export async function convertImage(
     return nb;
   };
 
-  /** Writes `buf[0, len)` (guest `offset`) minus its zero granules. */
-  const writeScanned = async (offset: number, buf: Uint8Array, len: number): Promise<void> => {
+  /**
+   * In-order mode: the data run that ended the previous chunk, not yet written, so that a run
+   * crossing a chunk boundary becomes one write (one allocation on formats that allocate). Runs
+   * covering a whole chunk are written as they are (no copy). Only touched during a task's write
+   * turn, which in-order mode serialises.
+   */
+  let carry: Uint8Array | undefined;
+  let carryOffset = 0;
+  let carryLen = 0;
+  const carryMax = 2 * chunk;
+  const flushCarry = async (): Promise<void> => {
+    if (carryLen === 0) return;
+    const n = carryLen;
+    carryLen = 0;
+    stats.dataBytes += n;
+    await target.write(carryOffset, carry!.subarray(0, n));
+  };
+
+  /**
+   * Writes `buf[0, len)` (guest `offset`) minus its zero granules. `more` says the next chunk
+   * continues the same data range (a trailing data run may then be carried over to it).
+   */
+  const writeScanned = async (offset: number, buf: Uint8Array, len: number, more: boolean): Promise<void> => {
     const writes: Promise<void>[] = [];
     const emit = async (zero: boolean, from: number, to: number): Promise<void> => {
       const n = to - from;
+      if (inOrder && carryLen > 0) {
+        // Join the carried run when this run continues it and the result stays bounded.
+        if (!zero && from === 0 && carryOffset + carryLen === offset && carryLen + n <= carryMax) {
+          carry!.set(buf.subarray(0, to), carryLen);
+          carryLen += n;
+          await flushCarry();
+          return;
+        }
+        await flushCarry();
+      }
+      // Carry a trailing run that started inside this chunk; one covering it all is long enough.
+      if (inOrder && !zero && to === len && more && from > 0) {
+        carry ??= new Uint8Array(carryMax);
+        carry.set(buf.subarray(from, to), 0);
+        carryOffset = offset + from;
+        carryLen = n;
+        return;
+      }
       let p: Promise<void> | undefined;
       if (!zero) {
         stats.dataBytes += n;
@@ -227,7 +266,7 @@ export async function convertImage(
     }
   };
 
-  const copyChunk = async (offset: number, len: number, turn: Promise<void>): Promise<void> => {
+  const copyChunk = async (offset: number, len: number, more: boolean, turn: Promise<void>): Promise<void> => {
     const buf = takeBuffer();
     try {
       const view = buf.subarray(0, len);
@@ -239,7 +278,7 @@ export async function convertImage(
       else if (sparse === 0) {
         stats.dataBytes += len;
         await target.write(offset, view);
-      } else await writeScanned(offset, buf, len);
+      } else await writeScanned(offset, buf, len, more);
       progress(len);
     } finally {
       pool.push(buf);
@@ -268,11 +307,11 @@ export async function convertImage(
       }
       let pos = item.start;
       while (pos < item.end && !failure) {
-        // Chunk boundaries fall on multiples of the chunk size where possible.
-        const end = Math.min(item.end, pos - (pos % chunk) + chunk);
+        const end = Math.min(item.end, pos + chunk);
         await waitForSlot();
         const off = pos;
-        start((turn) => copyChunk(off, end - off, turn));
+        const more = end < item.end;
+        start((turn) => copyChunk(off, end - off, more, turn));
         pos = end;
       }
     }
@@ -282,6 +321,7 @@ export async function convertImage(
   await Promise.allSettled([...inflight]);
   for (const b of allBuffers) kernel.freeBuffer(b);
   if (failure) throw failure.error;
+  await flushCarry();
   await target.flush();
   return stats;
 }

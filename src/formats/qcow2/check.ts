@@ -32,7 +32,7 @@ import {
 import { qcow2GetRefcount, qcow2SetRefcount } from "./refcounts.js";
 
 /** Largest number of host clusters a check tracks (a 32-bit count each). */
-const MAX_TRACKED_CLUSTERS = 1 << 28;
+const MAX_TRACKED_CLUSTERS = 1 << 27;
 
 const TWO32 = 4294967296;
 
@@ -229,9 +229,10 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
 }
 
 /** Stored refcounts of clusters `[0, n)`, block by block (a corrupt table entry reads as 0). */
-async function storedRefcounts(inst: Qcow2Instance, n: number): Promise<Float64Array> {
+async function storedRefcounts(inst: Qcow2Instance, n: number): Promise<Uint32Array> {
   const rc = inst.refcounts;
-  const out = new Float64Array(n);
+  // Counts above 2^32-1 (64-bit refcounts) are clamped: no image holds that many references.
+  const out = new Uint32Array(n);
   const per = 2 ** rc.blockBits;
   const cs = inst.clusterSize;
   for (let bi = 0; bi * per < n; bi++) {
@@ -244,7 +245,7 @@ async function storedRefcounts(inst: Qcow2Instance, n: number): Promise<Float64A
     if (off === 0 || off / cs >= n) continue;
     const block = await readZeroPadded(inst.file, off, cs);
     const end = Math.min(n, (bi + 1) * per);
-    for (let c = bi * per; c < end; c++) out[c] = qcow2GetRefcount(block, c - bi * per, rc.order);
+    for (let c = bi * per; c < end; c++) out[c] = Math.min(0xffffffff, qcow2GetRefcount(block, c - bi * per, rc.order));
   }
   return out;
 }
@@ -255,7 +256,7 @@ interface Comparison {
   anyError: boolean;
 }
 
-function compare(t: Tally, stored: Float64Array): Comparison {
+function compare(t: Tally, stored: Uint32Array): Comparison {
   const res = t.res;
   let highest = 0;
   const leaked: number[] = [];
@@ -280,7 +281,7 @@ function compare(t: Tally, stored: Float64Array): Comparison {
 }
 
 /** COPIED flags of the active L1/L2 tables against the stored refcounts; fixes them when asked. */
-async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Float64Array, fix: boolean): Promise<void> {
+async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Uint32Array, fix: boolean): Promise<void> {
   const cs = inst.clusterSize;
   const map = inst.map;
   // Only the active table carries meaningful COPIED flags (a snapshot opened for reading does not).
@@ -403,7 +404,7 @@ async function rebuild(inst: Qcow2Instance, expected: Uint32Array, start: number
   inst.resetAfterRepair();
 }
 
-async function runCheck(inst: Qcow2Instance, res: CheckResult): Promise<{ t: Tally; stored: Float64Array; cmp: Comparison }> {
+async function runCheck(inst: Qcow2Instance, res: CheckResult): Promise<{ t: Tally; stored: Uint32Array; cmp: Comparison }> {
   const t = await calculate(inst, res, true);
   const stored = await storedRefcounts(inst, t.nbClusters);
   const cmp = compare(t, stored);

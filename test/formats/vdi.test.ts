@@ -31,8 +31,7 @@ describe("VDI life cycle", () => {
       const again = await open(mem.bytes().slice());
       await expectContents(again, model);
       const res = await again.check();
-      expect(res.corruptions + res.leaks).toBe(0);
-      expect(res.totalClusters).toBe(8);
+      expect([res.corruptions, res.leaks, res.checkErrors]).toEqual([0, 0, 0]);
       if (isStatic) expect(mem.bytes().length).toBe(512 + 512 + 8 * MIB);
     });
   }
@@ -113,7 +112,7 @@ describe("VDI check and repair", () => {
     expect([res.corruptions, res.leaks]).toEqual([0, 1]);
     const fixed = await img.check("leaks");
     expect([fixed.leaksFixed, fixed.leaks, fixed.corruptions]).toEqual([1, 0, 0]);
-    expect(fixed.imageEndOffset).toBe(1024 + 4 * MIB);
+    expect(await (img as unknown as { instance: { file: MemoryBackend } }).instance.file.size()).toBe(1024 + 4 * MIB);
     expect((await img.check()).leaks).toBe(0);
     for (let i = 0; i < 4; i++) expect(await img.read(i * 2 * MIB, 1000)).toEqual(pattern(1000, i + 1));
   });
@@ -125,7 +124,7 @@ describe("VDI check and repair", () => {
     expect((await img.check()).leaks).toBe(1);
     const fixed = await img.check("leaks");
     expect(fixed.leaksFixed).toBe(1);
-    expect(fixed.imageEndOffset).toBe(1024 + 3 * MIB);
+    expect(await (img as unknown as { instance: { file: MemoryBackend } }).instance.file.size()).toBe(1024 + 3 * MIB);
     for (const i of [0, 2, 3]) expect(await img.read(i * 2 * MIB, 1000)).toEqual(pattern(1000, i + 1));
     expect((await img.check()).corruptions + (await img.check()).leaks).toBe(0);
   });

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openImage } from "../../src/node.js";
 import { firstDifference } from "../formats/image-model.js";
 import { sha256OfDevice, zeroDataMap } from "../helpers/image-hash.js";
-import { tempDir } from "../helpers/qemu.js";
+import { HAVE_QEMU, qemuCheck, qemuImg, qemuImgStatus, tempDir } from "../helpers/qemu.js";
 
 const SAMPLES = join(import.meta.dirname, "..", "..", "..", "shared", "corpus", "qemu-samples");
 const HAVE_BZIP2 = spawnSync("sh", ["-c", "command -v bzip2"]).status === 0;
@@ -114,6 +114,22 @@ describe.skipIf(!available)("vpc and parallels samples", () => {
     expect((await img.read(1025 * 1024, 1024)).every((b) => b === 0x22)).toBe(true);
     expect((await img.read(1026 * 1024, 62 * 1024)).every((b) => b === 0)).toBe(true);
     await img.close();
+  });
+
+  it.skipIf(!HAVE_QEMU)("parallels-v1 (BAT in sectors) takes vdisk writes that qemu-img reads back and checks clean", async () => {
+    const f = t.path("parallels-v1-rw");
+    writeFileSync(f, readFileSync(t.path("parallels-v1")));
+    qemuImg("convert", "-f", "parallels", "-O", "raw", f, t.path("v1.raw"));
+    const raw = new Uint8Array(readFileSync(t.path("v1.raw")));
+    const img = await openImage(f, { format: "parallels" });
+    for (const [off, len, v] of [[100, 5000, 0x41], [300000, 70000, 0x42], [2097152 - 777, 777, 0x43]] as const) {
+      await img.write(off, new Uint8Array(len).fill(v));
+      raw.fill(v, off, off + len);
+    }
+    await img.close();
+    writeFileSync(t.path("v1.raw"), raw);
+    expect(qemuImgStatus("compare", "-f", "parallels", "-F", "raw", f, t.path("v1.raw")).status).toBe(0);
+    expect(qemuCheck(f, "parallels").status).toBe(0);
   });
 
   it("parallels-with-bitmap: the dirty bitmap is listed, counted as used, and survives repair and writes", async () => {

@@ -3,6 +3,8 @@
  * block below `blocksInImage`, no two entries may name the same block, and `blocksAllocated`
  * must count the blocks in use.
  *
+ * The result carries counts only (no statistics, no image end offset), as qemu-img's does.
+ *
  * Where vdisk differs from qemu-img (which cannot repair VDI at all): a header that counts
  * more blocks than the map uses, and file space past the last block, are what an interrupted
  * allocation leaves; vdisk reports them as leaks (qemu-img calls the first a corruption).
@@ -143,24 +145,7 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   res.corruptions -= res.corruptionsFixed;
   res.leaks -= res.leaksFixed;
 
-  let fragmented = 0;
-  let prev = -2;
-  let allocatedCount = 0;
-  for (let i = 0; i < inst.bmap.length && i < blocks; i++) {
-    const e = inst.bmap[i];
-    if (e >= VDI_DISCARDED || e >= blocks) {
-      prev = -2;
-      continue;
-    }
-    allocatedCount++;
-    if (prev >= 0 && e !== prev + 1) fragmented++;
-    prev = e;
-  }
-  res.totalClusters = blocks;
-  res.allocatedClusters = allocatedCount;
-  res.fragmentedClusters = fragmented;
-  res.compressedClusters = 0;
-  res.imageEndOffset = h.offsetData + inst.header.blocksAllocated * bs;
+  // Like qemu-img, VDI reports no allocation statistics or image end offset.
   return res;
 }
 

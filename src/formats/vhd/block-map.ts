@@ -11,7 +11,6 @@
  *      BAT entry.
  * @module
  */
-import { CorruptImageError } from "../../errors.js";
 import type { Allocation, Mapping } from "../../core/mapping.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
@@ -38,6 +37,8 @@ export interface VhdBlockMapInit {
   readonly differencing: boolean;
   /** The encoded footer to keep at the end of the file. */
   readonly footer: Uint8Array;
+  /** File size at open. */
+  readonly fileSize: number;
 }
 
 /** The BAT and bitmaps of one open dynamic or differencing VHD. */
@@ -54,6 +55,8 @@ export class VhdBlockMap {
   private readonly differencing: boolean;
   private footer: Uint8Array;
   private readonly bitmaps = new Map<number, Uint8Array>();
+  /** The file's size as of the last change the block map made (no stat per allocation). */
+  private fileEnd: number;
   private readonly maxCachedBitmaps: number;
 
   constructor(init: VhdBlockMapInit) {
@@ -67,6 +70,7 @@ export class VhdBlockMap {
     this.freeOffset = init.freeOffset;
     this.differencing = init.differencing;
     this.footer = init.footer;
+    this.fileEnd = init.fileSize;
     this.maxCachedBitmaps = Math.max(16, Math.floor(BITMAP_CACHE_BYTES / init.bitmapSize));
   }
 
@@ -160,10 +164,10 @@ export class VhdBlockMap {
     // between the last block and the footer (padding, an interrupted allocation): it is then
     // past the end of the file, so its unwritten sectors read as zeros even for readers that
     // ignore the bitmap (QEMU).
-    const fileSize = await this.file.size();
-    const at = Math.max(this.freeOffset, Math.ceil((fileSize - VHD_FOOTER_SIZE) / 512) * 512);
+    const at = Math.max(this.freeOffset, Math.ceil((this.fileEnd - VHD_FOOTER_SIZE) / 512) * 512);
     const newEnd = at + this.bitmapSize + bs;
     await this.file.write(newEnd, this.footer);
+    this.fileEnd = Math.max(this.fileEnd, newEnd + VHD_FOOTER_SIZE);
     return {
       mapping: { kind: "data", length: len, file: this.file, fileOffset: at + this.bitmapSize + inBlock },
       commit: async () => {
@@ -180,20 +184,10 @@ export class VhdBlockMap {
     };
   }
 
-  /** Throws when the block map has been found inconsistent (used by writes after a check). */
-  assertBlockInFile(index: number, fileSize: number): void {
-    const at = this.blockOffset(index);
-    if (at !== undefined && at + this.bitmapSize + this.blockSize > fileSize) {
-      throw new CorruptImageError(`vpc block ${index} at offset ${at} extends past the end of the file`, {
-        format: "vpc",
-        structure: "BAT",
-      });
-    }
-  }
-
-  /** Forgets cached bitmaps (after a repair rewrote them). */
-  dropCache(): void {
+  /** Forgets cached bitmaps and re-reads the file size (after a repair changed the file). */
+  async refresh(): Promise<void> {
     this.bitmaps.clear();
+    this.fileEnd = await this.file.size();
   }
 }
 

@@ -100,6 +100,7 @@ export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<Ch
       if (leakedBlocks > 0) res.leaksFixed += leakedBlocks;
     }
     await file.flush();
+    await bm.refresh();
     state.problems.length = 0;
   }
   res.corruptions -= res.corruptionsFixed;

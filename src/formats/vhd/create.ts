@@ -152,9 +152,13 @@ export async function createVhd(ctx: CreateContext): Promise<void> {
   if (plan.size / 512 > VHD_MAX_SECTORS) {
     throw new RangeError(`Cannot create vpc image: size of ${plan.size} bytes exceeds the VHD limit of 2040 GiB`);
   }
-  if (plan.size !== ctx.size && ctx.options.force_size !== true && !ctx.backing) {
+  if (plan.size !== ctx.size && !ctx.backing) {
     ctx.warn(
-      `vpc: the size was rounded up from ${ctx.size} to ${plan.size} bytes to fit a CHS geometry (use -o force_size=on for an exact size)`,
+      ctx.options.azure === true
+        ? `vpc: the size was rounded up from ${ctx.size} to ${plan.size} bytes (Azure needs a whole number of MiB)`
+        : ctx.options.force_size === true
+          ? `vpc: the size was rounded up from ${ctx.size} to ${plan.size} bytes (a whole number of sectors)`
+          : `vpc: the size was rounded up from ${ctx.size} to ${plan.size} bytes to fit a CHS geometry (use -o force_size=on for an exact size)`,
     );
   }
   const file = ctx.file;

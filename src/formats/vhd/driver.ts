@@ -73,6 +73,7 @@ async function openVhd(ctx: OpenContext): Promise<FormatInstance> {
     freeOffset: dynamic.freeOffset,
     differencing,
     footer: encodeVhdFooter(footer),
+    fileSize,
   });
   if (ctx.readOnly) for (const p of problems) ctx.warn(`vpc image '${file.name}': ${p} (run check -r all to repair)`);
   const state: VhdState = {

@@ -183,6 +183,22 @@ describe("vmdk streamOptimized", () => {
     expectBytes(await img.read(0, 6 * GRAIN), expected);
   });
 
+  it("pending grains show through even where the grain directory has no table yet", async () => {
+    const dir = new MemoryDir();
+    await (await dir.create("s.vmdk", MIB, "subformat=streamOptimized")).close();
+    const b = dir.bytes("s.vmdk");
+    for (const field of [48, 56]) b.fill(0, le64(b, field) * 512, le64(b, field) * 512 + 4); // no GT for grains 0..511
+    let img = await dir.openImage("s.vmdk");
+    await img.write(3 * GRAIN + 10, pattern(20, 1));
+    const expected = new Uint8Array(6 * GRAIN);
+    expected.set(pattern(20, 1), 3 * GRAIN + 10);
+    expectBytes(await img.read(0, 6 * GRAIN), expected);
+    img = await reopen(dir, "s.vmdk", img);
+    expectBytes(await img.read(0, 6 * GRAIN), expected);
+    expect((await img.check()).corruptions).toBe(0);
+    await img.close();
+  });
+
   it("writeCompressed stores whole grains compressed, the short last grain too", async () => {
     const dir = new MemoryDir();
     let img = await dir.create("s.vmdk", 2 * GRAIN + 1024, "subformat=streamOptimized");

@@ -119,8 +119,10 @@ export class VmdkSparseExtent implements VmdkExtent {
     const pending = this.stream?.pendingMapping(grain, inGrain, length);
     if (pending) return pending;
     const gdIndex = this.gdIndex(grain);
-    // A mapping never crosses the grain table, nor the requested length.
-    const end = Math.min(rel + length, (gdIndex + 1) * gtes * g);
+    // A mapping never crosses the grain table, the requested length, or a pending grain.
+    let end = Math.min(rel + length, (gdIndex + 1) * gtes * g);
+    const nextPending = this.stream?.firstPendingAfter(grain);
+    if (nextPending !== undefined) end = Math.min(end, Math.max(rel + 1, nextPending * g));
     const table = await this.tables.table(gdIndex);
     if (!table) return { kind: "backing", length: end - rel };
     const first = table[grain % gtes];
@@ -132,7 +134,6 @@ export class VmdkSparseExtent implements VmdkExtent {
     const host = first * VMDK_SECTOR_SIZE;
     let next = grain + 1;
     while (next * g < end) {
-      if (this.stream?.pendingMapping(next, 0, 1)) break;
       const e = table[next % gtes];
       if (this.classify(e) !== cls) break;
       if (cls === "data" && e !== first + ((next - grain) * g) / VMDK_SECTOR_SIZE) break;

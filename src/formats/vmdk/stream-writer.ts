@@ -55,6 +55,13 @@ export class VmdkStreamGrains {
     return { kind: "data", file: p.buffer, fileOffset: inGrain, length: Math.min(length, p.length - inGrain) };
   }
 
+  /** The lowest pending grain above `grain`, or undefined. */
+  firstPendingAfter(grain: number): number | undefined {
+    let best: number | undefined;
+    for (const g of this.pending.keys()) if (g > grain && (best === undefined || g < best)) best = g;
+    return best;
+  }
+
   /** True when some grain is pending. */
   get hasPending(): boolean {
     return this.pending.size > 0;

@@ -175,6 +175,43 @@ describe("vhdx life cycle", () => {
   });
 });
 
+describe("vhdx resize", () => {
+  for (const opts of ["block_size=1M", "block_size=2M,logical_sector_size=4096", "subformat=fixed,block_size=1M"]) {
+    it(`grows and shrinks keeping data; the regrown range reads zeros (-o ${opts})`, async () => {
+      const mem = new MemoryBackend();
+      const img = await createImage(mem, { format: "vhdx", size: 5 * MiB + 8192, options: opts });
+      const model = new Uint8Array(12 * MiB);
+      const d = pattern(5 * MiB + 8192, 5);
+      await img.write(0, d);
+      model.set(d, 0);
+      await img.resize(12 * MiB);
+      expect(img.size).toBe(12 * MiB);
+      await img.write(11 * MiB, pattern(MiB, 6));
+      model.set(pattern(MiB, 6), 11 * MiB);
+      await expectModel(img, model);
+      await img.resize(3 * MiB + 4096);
+      model.fill(0, 3 * MiB + 4096);
+      await img.resize(7 * MiB);
+      expect(firstDiff(await img.read(0, 7 * MiB), model.subarray(0, 7 * MiB))).toBe(-1);
+      await img.close();
+      const again = await openImage(new MemoryBackend(mem.bytes().slice()), { format: "vhdx" });
+      expect(again.size).toBe(7 * MiB);
+      expect(firstDiff(await again.read(0, 7 * MiB), model.subarray(0, 7 * MiB))).toBe(-1);
+      expect((await again.check()).corruptions).toBe(0);
+      await again.close();
+    });
+  }
+
+  it("refuses to grow past the BAT region and to resize a differencing image", async () => {
+    const img = await createImage(new MemoryBackend(), { format: "vhdx", size: 64 * MiB, options: "block_size=1M" });
+    // A 1 MiB BAT region holds 131072 entries: about 127 GiB of 1 MiB blocks.
+    await expect(img.resize(200 * 2 ** 30)).rejects.toThrow(/BAT region of 1 MiB holds 131072 entries/);
+    await img.resize(100 * 2 ** 30);
+    expect(img.size).toBe(100 * 2 ** 30);
+    await img.close();
+  });
+});
+
 /** An opener over named in-memory files (each open gets its own view of the bytes). */
 function memoryOpener(files: Map<string, MemoryBackend>): FileOpener {
   return async (req) => {

@@ -178,6 +178,27 @@ describe.skipIf(!HAVE_QEMU)("vhdx images written by vdisk pass qemu-img check an
     expect(out).not.toMatch(/Pattern verification failed/);
   });
 
+  for (const opts of ["block_size=1M", "subformat=fixed,block_size=2M,block_state_zero=off", "subformat=fixed,block_size=1M"]) {
+    it(`vdisk resizes a qemu-made image (-o ${opts}); qemu sees the new size and data, check is clean`, async () => {
+      const f = t.path(`resize-${opts.replace(/[=,]/g, "_")}.vhdx`);
+      qemuImg("create", "-q", "-f", "vhdx", "-o", opts, f, String(20 * MiB + 512));
+      qemuIo("vhdx", f, ["write -P 0x61 0 3M", "write -P 0x62 19M 1M"]);
+      const img = await openImage(f, { format: "vhdx" });
+      await img.resize(9 * MiB + 4096);
+      await img.resize(33 * MiB);
+      await img.write(30 * MiB, new Uint8Array(MiB).fill(0x63));
+      await img.close();
+      expect(JSON.parse(qemuImg("info", "--output=json", f))["virtual-size"]).toBe(33 * MiB);
+      expect(qemuImgStatus("check", "-f", "vhdx", f).status).toBe(0);
+      const model = new Uint8Array(33 * MiB);
+      model.fill(0x61, 0, 3 * MiB);
+      model.fill(0x63, 30 * MiB, 31 * MiB);
+      writeFileSync(t.path("resize.raw"), model);
+      const cmp = qemuImgStatus("compare", "-f", "vhdx", "-F", "raw", f, t.path("resize.raw"));
+      expect(cmp.stdout).toMatch(/Images are identical/);
+    });
+  }
+
   it("a log vdisk left dirty (crash after the metadata commit) is replayed by qemu-img check -r all", async () => {
     const f = t.path("dirty.vhdx");
     const img = await createImage(f, { format: "vhdx", size: 8 * MiB, options: "block_size=1M" });

@@ -55,17 +55,37 @@ export interface VhdxBatScan {
 
 /** The BAT of an open image. */
 export class VhdxBat {
-  private readonly view: DataView;
+  private view: DataView;
   private readonly dirtyPages = new Set<number>();
 
   private constructor(
-    readonly geometry: VhdxGeometry,
+    /** The geometry the entries follow (replaced by {@link regeometry}). */
+    public geometry: VhdxGeometry,
     /** File offset of the BAT region. */
     readonly fileOffset: number,
     /** The BAT bytes, a whole number of 4 KiB pages. */
-    private readonly raw: Uint8Array,
+    private raw: Uint8Array,
   ) {
     this.view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  }
+
+  /**
+   * Switches to the geometry of a resized disk. Entries the new geometry adds start as
+   * NOT_PRESENT, entries it drops are cleared; both are marked changed. The caller has checked
+   * that the BAT region holds the new entry count.
+   */
+  regeometry(geometry: VhdxGeometry): void {
+    const oldEntries = this.geometry.batEntries;
+    const need = Math.ceil((Math.max(oldEntries, geometry.batEntries) * 8) / VHDX_LOG_SECTOR_SIZE) * VHDX_LOG_SECTOR_SIZE;
+    if (need > this.raw.length) {
+      const grown = new Uint8Array(need);
+      grown.set(this.raw);
+      this.raw = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    const [from, to] = oldEntries < geometry.batEntries ? [oldEntries, geometry.batEntries] : [geometry.batEntries, oldEntries];
+    for (let i = from; i < to; i++) this.set(i, 0, 0);
+    this.geometry = geometry;
   }
 
   /**

@@ -6,10 +6,11 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, DataMapping, Mapping } from "../../core/mapping.js";
-import { CorruptImageError, ImageError, UnsupportedFeatureError } from "../../errors.js";
+import { CorruptImageError, ImageError, UnsupportedFeatureError, formatBytes } from "../../errors.js";
+import { readExact } from "../../io/helpers.js";
 import type { IoBackend } from "../../io/backend.js";
 import type { Kernel } from "../../kernel/kernel.js";
-import type { VhdxBat, VhdxBatScan } from "./bat.js";
+import type { VhdxBat, VhdxBatScan, VhdxMetadataSector } from "./bat.js";
 import { checkVhdx } from "./check.js";
 import { VhdxGuardedBackend } from "./guarded-backend.js";
 import type { VhdxHeaders } from "./headers.js";
@@ -24,10 +25,14 @@ import {
   PAYLOAD_BLOCK_ZERO,
   SB_BLOCK_PRESENT,
   VHDX_HEADER_SECTION_SIZE,
+  VHDX_MAX_VIRTUAL_SIZE,
   VHDX_MIB,
   VHDX_SECTOR_BITMAP_BLOCK_SIZE,
+  VHDX_VIRTUAL_DISK_SIZE_GUID,
+  VhdxVirtualDiskSize,
   bitmapBatIndex,
   payloadBatIndex,
+  vhdxGeometry,
   type VhdxGeometry,
 } from "./layout.js";
 import type { VhdxMetadata } from "./metadata.js";
@@ -48,8 +53,10 @@ export interface VhdxOpenState {
   readonly kernel: Kernel;
   readonly headers: VhdxHeaders;
   readonly regions: VhdxRegionTable;
-  readonly metadata: VhdxMetadata;
-  readonly geometry: VhdxGeometry;
+  /** Replaced when the disk is resized. */
+  metadata: VhdxMetadata;
+  /** Replaced when the disk is resized. */
+  geometry: VhdxGeometry;
   readonly bat: VhdxBat;
   readonly scan: VhdxBatScan;
   /** Ranges no block may use: the log and every region. */
@@ -72,7 +79,8 @@ type BlockClass =
 /** One open VHDX image. */
 export class VhdxInstance implements FormatInstance {
   readonly format = "vhdx";
-  readonly size: number;
+  /** Virtual size in bytes (changed by {@link resize}). */
+  size: number;
   readonly allocationUnit: number;
   readonly backing?: BackingReference;
   /** Zero writes into blocks that read as unallocated zeros need not allocate them. */
@@ -358,6 +366,70 @@ export class VhdxInstance implements FormatInstance {
       this.failed = true;
       throw e;
     }
+  }
+
+  /**
+   * Changes the virtual size (rounded up to the logical sector). Growing needs room in the BAT
+   * region (vdisk does not move the BAT) and reads zeros in the new range; shrinking drops the
+   * blocks past the end. Differencing images cannot be resized. One logged commit: BAT entries
+   * first and the size last when growing, the size first when shrinking.
+   */
+  async resize(newSize: number): Promise<void> {
+    this.assertWritable("resize");
+    const g = this.geometry;
+    const md = this.state.metadata;
+    if (g.hasParent) throw new UnsupportedFeatureError("Cannot resize a differencing vhdx image", { format: "vhdx" });
+    const size = Math.ceil(newSize / g.logicalSectorSize) * g.logicalSectorSize;
+    if (size > VHDX_MAX_VIRTUAL_SIZE) throw new RangeError(`Cannot resize a vhdx image to ${size} bytes: the limit is 64 TiB`);
+    if (size === this.size) return;
+    const g2 = vhdxGeometry(size, g.blockSize, g.logicalSectorSize, false);
+    const region = this.state.regions.bat;
+    if (g2.batEntries * 8 > region.length) {
+      throw new UnsupportedFeatureError(
+        `Cannot grow this vhdx image to ${formatBytes(size)}: its BAT region of ${formatBytes(region.length)} holds ${Math.floor(region.length / 8)} entries and the new size needs ${g2.batEntries} (vdisk does not move the BAT)`,
+        { format: "vhdx" },
+      );
+    }
+    await this.state.journal!.beginDataWrite();
+    await this.writeBack();
+    const grow = size > this.size;
+    if (grow && this.size % g.blockSize !== 0) {
+      // The old last block may hold bytes past the old end (from before a shrink): zero them.
+      const last = Math.floor(this.size / g.blockSize);
+      const idx = payloadBatIndex(g, last);
+      if (this.bat.state(idx) === PAYLOAD_BLOCK_FULLY_PRESENT) {
+        const within = this.size - last * g.blockSize;
+        const end = Math.min(g.blockSize, size - last * g.blockSize);
+        await this.dataFile.write(this.bat.offset(idx) + within, new Uint8Array(end - within));
+        this.fileSize = Math.max(this.fileSize, this.bat.offset(idx) + end);
+      }
+    }
+    this.bat.regeometry(g2);
+    if (grow && md.leaveBlocksAllocated) {
+      for (let b = g.payloadBlocks; b < g2.payloadBlocks; b++) {
+        this.bat.set(payloadBatIndex(g2, b), PAYLOAD_BLOCK_FULLY_PRESENT, await this.reserve(g2.blockSize));
+      }
+    }
+    const sizeSectors = await this.virtualSizeSectors(size);
+    const bat = this.bat.takeDirty();
+    await this.state.journal!.commit(grow ? [...bat, ...sizeSectors] : [...sizeSectors, ...bat], this.fileSize);
+    this.state.geometry = g2;
+    this.state.metadata = { ...md, virtualSize: size };
+    this.size = size;
+  }
+
+  /** The metadata sectors holding the virtual disk size item, with `size` written in. */
+  private async virtualSizeSectors(size: number): Promise<VhdxMetadataSector[]> {
+    const region = this.state.regions.metadata;
+    const entry = this.state.metadata.entries.find((e) => e.guid === VHDX_VIRTUAL_DISK_SIZE_GUID)!;
+    const at = region.fileOffset + entry.offset;
+    const first = Math.floor(at / 4096) * 4096;
+    const span = Math.ceil((at + 8 - first) / 4096) * 4096;
+    const buf = await readExact(this.state.file, first, span, "metadata virtual disk size", "vhdx");
+    VhdxVirtualDiskSize.encode({ size }, buf, at - first);
+    const out: VhdxMetadataSector[] = [];
+    for (let o = 0; o < span; o += 4096) out.push({ fileOffset: first + o, data: buf.slice(o, o + 4096) });
+    return out;
   }
 
   async flush(): Promise<void> {

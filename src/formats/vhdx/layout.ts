@@ -103,15 +103,23 @@ export const VHDX_PARAMS_LEAVE_BLOCKS_ALLOCATED = 1;
 export const VHDX_PARAMS_HAS_PARENT = 2;
 
 // ---- BAT entry states (bits 0–2) ----
+/** Not in this file: zeros (vdisk, qemu), or the parent's data in a differencing image. */
 export const PAYLOAD_BLOCK_NOT_PRESENT = 0;
+/** Contents undefined by the specification; vdisk reads zeros. */
 export const PAYLOAD_BLOCK_UNDEFINED = 1;
+/** Reads as zeros (also in differencing images); FileOffsetMB must be 0. */
 export const PAYLOAD_BLOCK_ZERO = 2;
+/** Released by an unmap; contents undefined, vdisk reads zeros. */
 export const PAYLOAD_BLOCK_UNMAPPED = 3;
 /** The value UNMAPPED had in draft 0.95 of the specification; some writers still use it. */
 export const PAYLOAD_BLOCK_UNMAPPED_V095 = 5;
+/** Stored in this file at FileOffsetMB. */
 export const PAYLOAD_BLOCK_FULLY_PRESENT = 6;
+/** Differencing only: sectors whose sector bitmap bit is set are here, the rest in the parent. */
 export const PAYLOAD_BLOCK_PARTIALLY_PRESENT = 7;
+/** Sector bitmap entry: no bitmap block (every bit clear). */
 export const SB_BLOCK_NOT_PRESENT = 0;
+/** Sector bitmap entry: the 1 MiB bitmap block is at FileOffsetMB. */
 export const SB_BLOCK_PRESENT = 6;
 /** Bits 0–2 of a BAT entry. */
 export const VHDX_BAT_STATE_MASK = 7;
@@ -136,6 +144,7 @@ export const VhdxFileIdentifier = defineStruct("file identifier", "le", [
   { name: "signature", kind: "ascii", length: 8, at: 0 },
   { name: "creator", kind: "bytes", length: 512, at: 8 },
 ]);
+/** Decoded {@link VhdxFileIdentifier}. */
 export type VhdxFileIdentifier = ReturnType<typeof VhdxFileIdentifier.decode>;
 
 /**
@@ -154,6 +163,7 @@ export const VhdxHeader = defineStruct("header", "le", [
   { name: "logLength", kind: "u32", at: 68 },
   { name: "logOffset", kind: "u64", at: 72 },
 ]);
+/** Decoded {@link VhdxHeader} (raw fields; see headers.ts for the checked view). */
 export type VhdxHeaderFields = ReturnType<typeof VhdxHeader.decode>;
 
 /** Region table header; the checksum covers the whole 64 KiB table. */

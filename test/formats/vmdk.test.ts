@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { convertImage } from "../../src/ops/convert.js";
 import { expectContents, expectExtentsAgree, firstDifference, pattern, randomOps, rng } from "./image-model.js";
 import { MemoryDir, embeddedDescriptor, gteOf, le32, le64 } from "./vmdk-helpers.js";
 
@@ -181,6 +182,24 @@ describe("vmdk streamOptimized", () => {
     expectBytes(await img.read(0, 6 * GRAIN), expected);
     img = await reopen(dir, "s.vmdk", img);
     expectBytes(await img.read(0, 6 * GRAIN), expected);
+  });
+
+  it("convert with out-of-order parallel writes still makes a valid stream", async () => {
+    const size = 6 * MIB + 512;
+    const model = new Uint8Array(size);
+    const r = rng(12);
+    for (let i = 0; i < 40; i++) {
+      const off = Math.floor(r() * (size - 80 * KIB));
+      model.set(pattern(1 + Math.floor(r() * 80 * KIB), i), off);
+    }
+    const src = await createImage(new MemoryBackend(new Uint8Array(0), { name: "src.raw" }), { format: "raw", size });
+    await src.write(0, model);
+    const dir = new MemoryDir();
+    let img = await dir.create("s.vmdk", size, "subformat=streamOptimized");
+    await convertImage(src, img, { inOrder: false, parallel: 8, chunkSize: 256 * KIB, targetIsZero: true });
+    img = await reopen(dir, "s.vmdk", img);
+    await expectContents(img, model);
+    await img.close();
   });
 
   it("pending grains show through even where the grain directory has no table yet", async () => {

@@ -218,10 +218,10 @@ export class VmdkSparseExtent implements VmdkExtent {
     const e = await this.gte(grain);
     if (this.classify(e) === "compressed") throw vmdkStreamOverwriteError(this.file.name, grain, this.grainSize);
     const length = Math.min(this.grainSize, this.size - grain * this.grainSize);
-    const buffer = stream.newGrainBuffer(length);
+    const pending = stream.newPendingGrain(grain, length);
     return {
-      mapping: { kind: "data", file: buffer, fileOffset: 0, length },
-      commit: () => stream.addPending(grain, buffer, length),
+      mapping: { kind: "data", file: pending, fileOffset: 0, length },
+      commit: () => stream.addPending(grain, pending),
     };
   }
 

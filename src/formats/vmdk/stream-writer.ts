@@ -2,8 +2,9 @@
  * The write side of stream-optimized extents, and the decoding of their grains.
  *
  * A compressed grain cannot be written in pieces, but engines and `convert` write in pieces.
- * So a grain being written lives in memory ("pending") until it is complete enough to be
- * flushed: when a few newer grains have started, or on `flush`/`close`. Then it is compressed,
+ * So a grain being written lives in memory ("pending") until the writer has moved on: when the
+ * pending grains exceed a memory budget (the least recently written goes first), or on
+ * `flush`/`close`. Then it is compressed,
  * appended at the end of the file with its grain marker, and its GTE is set (data before the
  * entry that points at it). Sequential writers therefore produce a valid stream with any write
  * sizes. A grain already written compressed is never rewritten — QEMU refuses that too — so a
@@ -14,18 +15,63 @@ import type { DataMapping } from "../../core/mapping.js";
 import { CorruptImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
-import { MemoryBackend } from "../../io/memory.js";
 import { encodeVmdkCompressedGrain, inflateVmdkGrain } from "./compressed-grain.js";
 import { VMDK_SECTOR_SIZE, VmdkGrainMarkerCodec } from "./layout.js";
 
-/** Grains kept in memory while being written before the oldest is compressed out. */
-const MAX_PENDING = 4;
+/** Bytes of pending grains kept in memory before the least recently written is compressed out. */
+const PENDING_BUDGET = 64 << 20;
+/** Pending grains kept whatever their size. */
+const MIN_PENDING = 4;
 /** Decoded grains kept for reads that cover a grain in several requests. */
 const DECODED_CACHE = 4;
 
-interface Pending {
-  readonly buffer: MemoryBackend;
-  readonly length: number;
+/**
+ * A grain being written: an in-memory buffer the engine writes into (the `data` mapping's
+ * file). Once sealed for compression, further writes fail instead of being lost.
+ */
+export class VmdkPendingGrain implements IoBackend {
+  readonly capabilities = { writable: true, sparse: false };
+  /** Write sequence number of the latest write (for least-recently-written eviction). */
+  touched = 0;
+  private sealed = false;
+  private readonly data: Uint8Array;
+
+  constructor(
+    readonly name: string,
+    readonly length: number,
+    private readonly nextSeq: () => number,
+    private readonly sealedError: () => Error,
+  ) {
+    this.data = new Uint8Array(length);
+  }
+
+  async read(offset: number, into: Uint8Array): Promise<number> {
+    const n = Math.max(0, Math.min(into.length, this.length - offset));
+    into.set(this.data.subarray(offset, offset + n));
+    return n;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.sealed) throw this.sealedError();
+    if (offset + data.length > this.length) throw new RangeError(`write of ${data.length} bytes at ${offset} passes the grain's ${this.length}`);
+    this.touched = this.nextSeq();
+    this.data.set(data, offset);
+  }
+
+  /** Stops further writes and returns the grain's bytes. */
+  seal(): Uint8Array {
+    this.sealed = true;
+    return this.data;
+  }
+
+  async flush(): Promise<void> {}
+  async size(): Promise<number> {
+    return this.length;
+  }
+  async truncate(): Promise<void> {
+    throw this.sealedError();
+  }
+  async close(): Promise<void> {}
 }
 
 /** Where the stream writer puts a finished grain and how it records it. */
@@ -38,21 +84,25 @@ export interface VmdkStreamSink {
 
 /** Pending grains and the compressed-grain codec of one stream extent. */
 export class VmdkStreamGrains {
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, VmdkPendingGrain>();
   private readonly decoded = new Map<number, { data: Uint8Array; length: number }>();
+  private seq = 0;
+  private readonly maxPending: number;
 
   constructor(
     private readonly file: IoBackend,
     private readonly grainSize: number,
     private readonly markers: boolean,
     private readonly sink: VmdkStreamSink,
-  ) {}
+  ) {
+    this.maxPending = Math.max(MIN_PENDING, Math.floor(PENDING_BUDGET / grainSize));
+  }
 
   /** The mapping of a pending grain at `inGrain`, or undefined when `grain` is not pending. */
   pendingMapping(grain: number, inGrain: number, length: number): DataMapping | undefined {
     const p = this.pending.get(grain);
     if (!p) return undefined;
-    return { kind: "data", file: p.buffer, fileOffset: inGrain, length: Math.min(length, p.length - inGrain) };
+    return { kind: "data", file: p, fileOffset: inGrain, length: Math.min(length, p.length - inGrain) };
   }
 
   /** The lowest pending grain above `grain`, or undefined. */
@@ -67,22 +117,39 @@ export class VmdkStreamGrains {
     return this.pending.size > 0;
   }
 
-  /** A fresh in-memory grain of `length` bytes (zeros) named like the extent file. */
-  newGrainBuffer(length: number): MemoryBackend {
-    return new MemoryBackend(new Uint8Array(length), { name: this.file.name });
+  /** A fresh in-memory grain of `length` bytes (zeros) for `grain`, named like the extent file. */
+  newPendingGrain(grain: number, length: number): VmdkPendingGrain {
+    return new VmdkPendingGrain(
+      this.file.name,
+      length,
+      () => ++this.seq,
+      () => vmdkStreamOverwriteError(this.file.name, grain, this.grainSize),
+    );
   }
 
-  /** Makes `buffer` the pending contents of `grain`; the oldest pending grain may be written out. */
-  async addPending(grain: number, buffer: MemoryBackend, length: number): Promise<void> {
-    this.pending.set(grain, { buffer, length });
-    while (this.pending.size > MAX_PENDING) {
-      const oldest = this.pending.keys().next().value as number;
-      await this.writeOut(oldest);
+  /**
+   * Makes `p` the pending contents of `grain`. Past the memory budget the least recently
+   * written pending grain is compressed out (the one a sequential writer is done with).
+   */
+  async addPending(grain: number, p: VmdkPendingGrain): Promise<void> {
+    p.touched = ++this.seq;
+    this.pending.set(grain, p);
+    while (this.pending.size > this.maxPending) {
+      let victim = grain;
+      let oldest = Infinity;
+      for (const [g, q] of this.pending) {
+        if (q.touched < oldest) {
+          oldest = q.touched;
+          victim = g;
+        }
+      }
+      await this.writeOut(victim);
     }
   }
 
   /** Drops a pending grain (a whole-grain compressed write replaces it). */
   dropPending(grain: number): void {
+    this.pending.get(grain)?.seal();
     this.pending.delete(grain);
   }
 
@@ -94,7 +161,9 @@ export class VmdkStreamGrains {
   private async writeOut(grain: number): Promise<void> {
     const p = this.pending.get(grain);
     if (!p) return;
-    await this.writeGrain(grain, p.buffer.bytes().subarray(0, p.length));
+    // Sealed first: a write racing with the compression fails rather than being lost. The
+    // grain stays readable from memory until its GTE points at the compressed copy.
+    await this.writeGrain(grain, p.seal());
     this.pending.delete(grain);
   }
 

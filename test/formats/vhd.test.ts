@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
 import { vhdCreateSize, vhdGeometryFor } from "../../src/formats/vhd/geometry.js";
 import { VhdFooterCodec, encodeVhdFooter } from "../../src/formats/vhd/layout.js";
+import { vhdWithBlockSize } from "../helpers/vhd-block-size.js";
 import { expectContents, expectExtentsAgree, memoryOpener, pattern, randomOps, rng } from "./image-model.js";
 
 const MIB = 1 << 20;
@@ -147,6 +148,25 @@ describe("VHD life cycle", () => {
     bytes[bytes.length - 412] ^= 0xff; // and the end footer too
     await expect(openImage(new MemoryBackend(bytes, { name: "x" }), { format: "vpc" })).rejects.toThrow(/Incorrect header checksum/);
   });
+});
+
+describe("VHD block sizes", () => {
+  for (const bs of [4096, 512 * 1024, 4 * MIB]) {
+    it(`a dynamic VHD with ${bs}-byte blocks reads back random writes after reopen`, async () => {
+      const bytes = await vhdWithBlockSize(6 * MIB, bs);
+      const mem = new MemoryBackend(bytes, { name: "bs.vhd" });
+      const img = await openImage(mem, { format: "vpc" });
+      expect((await img.info()).clusterSize).toBe(bs);
+      const model = new Uint8Array(img.size);
+      await randomOps(img, model, rng(bs), { ops: 40, maxLength: MIB, zeroShare: 0.2 });
+      await img.close();
+      const again = await reopen(mem);
+      await expectContents(again, model);
+      await expectExtentsAgree(again, model);
+      const res = await again.check();
+      expect([res.corruptions, res.leaks]).toEqual([0, 0]);
+    });
+  }
 });
 
 describe("VHD differencing", () => {

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createImage, openImage } from "../../src/node.js";
 import { firstDifference, pattern, randInt, randomOps, rng } from "../formats/image-model.js";
 import { HAVE_QEMU, qemuImg, qemuImgStatus, qemuIo, tempDir, warnSkipped } from "../helpers/qemu.js";
+import { vhdWithBlockSize } from "../helpers/vhd-block-size.js";
 
 if (!HAVE_QEMU) warnSkipped("VHD interop tests");
 const MIB = 1 << 20;
@@ -72,6 +73,20 @@ describe.skipIf(!HAVE_QEMU)("VHD interop with qemu-img", () => {
       writeFileSync(t.path(`v${k}.raw`), model);
       expect(qemuImgStatus("compare", "-f", "vpc", "-F", "raw", file, t.path(`v${k}.raw`)).status).toBe(0);
     });
+  });
+
+  it("a VHD with 512 KiB blocks written by vdisk reads the same in qemu, and qemu's writes read the same in vdisk", async () => {
+    const file = t.path("bs512k.vhd");
+    writeFileSync(file, await vhdWithBlockSize(7 * MIB, 512 * 1024));
+    const img = await openImage(file, { format: "vpc" });
+    const model = new Uint8Array(img.size);
+    await randomOps(img, model, rng(77), { ops: 30, maxLength: MIB, zeroShare: 0.2 });
+    await img.close();
+    writeFileSync(t.path("bs512k.raw"), model);
+    expect(qemuImgStatus("compare", "-f", "vpc", "-F", "raw", file, t.path("bs512k.raw")).status).toBe(0);
+    qemuIo("vpc", file, ["write -P 0x7e 600000 300000"]);
+    const want = qemuRaw(file, "vpc", t.path("bs512k.raw"));
+    expect(firstDifference(await readAll(file, "vpc"), want)).toBe(-1);
   });
 
   it("qemu writes into a vdisk-made dynamic VHD and vdisk reads what qemu reads", async () => {

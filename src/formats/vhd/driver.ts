@@ -55,7 +55,7 @@ async function openVhd(ctx: OpenContext): Promise<FormatInstance> {
   const dynamic = await readVhdDynamic(file, fileSize, footer, size);
   problems.push(...dynamic.problems);
   const differencing = subformat === "differencing";
-  const parentNames = differencing ? await readVhdParentNames(file, fileSize, dynamic.header) : [];
+  const parentNames = differencing ? await readVhdParentNames(file, fileSize, dynamic.header, problems) : [];
   if (differencing && parentNames.length === 0) {
     throw new ImageError("ERR_CORRUPT_IMAGE", "Cannot open vpc image: the differencing disk names no parent (no usable parent locator)", {
       format: "vpc",

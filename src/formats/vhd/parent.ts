@@ -4,7 +4,6 @@
  * @module
  */
 import { decodeUtf16, encodeUtf16 } from "../../codec/utf16.js";
-import { CorruptImageError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
 import {
@@ -37,12 +36,13 @@ export function vhdLocatorEntries(header: VhdDynamicHeader): VhdParentLocator[] 
 /**
  * Reads every parent name the header records, best first: the relative Windows path, the Mac
  * URL, the absolute Windows path, then the header's own parent name. Locators whose data lies
- * outside the file are an error; unknown platforms are skipped.
+ * outside the file are skipped with a line in `problems`; unknown platforms are skipped.
  */
 export async function readVhdParentNames(
   file: IoBackend,
   fileSize: number,
   header: VhdDynamicHeader,
+  problems: string[] = [],
 ): Promise<VhdParentName[]> {
   const found: VhdParentName[] = [];
   for (const loc of vhdLocatorEntries(header)) {
@@ -51,10 +51,9 @@ export async function readVhdParentNames(
     const len = loc.platformDataLength;
     if (len === 0) continue;
     if (len > MAX_LOCATOR_BYTES || loc.platformDataOffset + len > fileSize) {
-      throw new CorruptImageError(
-        `Cannot open vpc image: parent locator ${code} of ${len} bytes at offset ${loc.platformDataOffset} lies outside the file`,
-        { format: "vpc", structure: "parent locator", fileOffset: loc.platformDataOffset },
-      );
+      // Another locator (or the header's own name) may still find the parent.
+      problems.push(`parent locator ${code} of ${len} bytes at offset ${loc.platformDataOffset} lies outside the file`);
+      continue;
     }
     const data = await readExact(file, loc.platformDataOffset, len, "parent locator", "vpc");
     let path = code === VhdPlatform.macUrl ? macUrlPath(data) : decodeUtf16(data, true);

@@ -190,10 +190,21 @@ export async function readVhdxLog(io: IoBackend, kernel: Kernel, header: VhdxHea
   // Every 4 KiB sector that starts with an entry signature and names our log is a candidate.
   const found: ValidEntry[] = [];
   const chunk = Math.min(logLength, VHDX_MIB);
+  // Real entries do not overlap, so reading each candidate costs at most the log once; a log
+  // crafted with overlapping candidates must not make the scan read without end.
+  let budget = 2 * logLength + 16 * VHDX_MIB;
   for (let base = 0; base < logLength; base += chunk) {
     const buf = await readExact(io, logOffset + base, chunk, "log", "vhdx");
     for (let s = 0; s < chunk; s += VHDX_LOG_SECTOR_SIZE) {
       if (buf[s] !== 0x6c || ascii(buf, s, 4) !== VHDX_LOG_SIGNATURE) continue;
+      const claimed = new DataView(buf.buffer, buf.byteOffset + s + 8, 4).getUint32(0, true);
+      budget -= Math.min(claimed, logLength);
+      if (budget < 0) {
+        throw new LimitExceededError(
+          `Cannot open vhdx image: the log's entry headers claim more than ${formatBytes(2 * logLength + 16 * VHDX_MIB)} in total; it is corrupt`,
+          { format: "vhdx", structure: "log", fileOffset: logOffset + base + s },
+        );
+      }
       const e = await readEntry(io, kernel, header, base + s, buf.subarray(s, s + VHDX_LOG_SECTOR_SIZE));
       if (e) found.push(e);
     }
@@ -216,19 +227,20 @@ export async function readVhdxLog(io: IoBackend, kernel: Kernel, header: VhdxHea
   };
   const heads = [...found].sort((a, b) => (a.sequence < b.sequence ? 1 : a.sequence > b.sequence ? -1 : 0));
   let active: ValidEntry[] | undefined;
-  for (const head of heads) {
+  // Newer heads first; a few are enough (only a damaged log has a head whose tail is gone).
+  for (const head of heads.slice(0, 16)) {
     active = chainFrom(head.tail, head);
     if (active) break;
   }
   if (!active) {
     // No head names a complete tail: replay the run of consecutive entries that ends at the
     // newest one (what qemu does); older entries replayed first are overwritten by newer ones.
-    const head = heads[0];
-    let run = [head];
+    const run = [heads[0]];
     for (const e of heads.slice(1)) {
-      if (e.sequence + 1n === run[0].sequence && (e.position + e.length) % logLength === run[0].position) run = [e, ...run];
+      const oldest = run[run.length - 1];
+      if (e.sequence + 1n === oldest.sequence && (e.position + e.length) % logLength === oldest.position) run.push(e);
     }
-    active = run;
+    active = run.reverse();
   }
   const flushed = Math.max(...active.map((e) => e.flushedFileOffset));
   const last = Math.max(...active.map((e) => e.lastFileOffset));

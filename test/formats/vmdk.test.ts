@@ -321,6 +321,26 @@ describe("vmdk descriptor files", () => {
     await img.close();
   });
 
+  it("a sparse header of no capacity carries a descriptor listing other extents (and size 0 opens)", async () => {
+    const dir = new MemoryDir();
+    await (await dir.create("z.vmdk", 0)).close();
+    let img = await dir.openImage("z.vmdk"); // QEMU refuses its own zero-size image; vdisk opens it empty
+    expect(img.size).toBe(0);
+    await img.close();
+    const b = dir.bytes("z.vmdk");
+    const text = embeddedDescriptor(b).replace(/RW 0 SPARSE "z.vmdk"/, 'RW 2048 FLAT "data.bin" 0');
+    b.fill(0, 512, 512 * 21);
+    b.set(new TextEncoder().encode(text), 512);
+    dir.put("data.bin", pattern(MIB, 3));
+    img = await dir.openImage("z.vmdk");
+    expect(img.size).toBe(MIB);
+    expectBytes(await img.read(0, MIB), pattern(MIB, 3));
+    await img.write(5, pattern(5, 4)); // the CID update rewrites the embedded descriptor
+    await img.close();
+    expect(embeddedDescriptor(dir.bytes("z.vmdk"))).toContain('RW 2048 FLAT "data.bin" 0');
+    expectBytes(dir.bytes("data.bin").subarray(5, 10), pattern(5, 4));
+  });
+
   it("opens extents through the open policy and refuses them when the policy denies", async () => {
     const dir = new MemoryDir();
     await (await dir.create("f.vmdk", MIB, "subformat=monolithicFlat")).close();

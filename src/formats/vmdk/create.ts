@@ -8,15 +8,14 @@
 import type { CreateContext } from "../../core/format.js";
 import { ImageError, LimitExceededError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
-import { readExact } from "../../io/helpers.js";
-import { buildVmdkDescriptor, encodeVmdkDescriptor, parseVmdkDescriptor, randomVmdkCid, vmdkDescriptorText } from "./descriptor.js";
+import { buildVmdkDescriptor, encodeVmdkDescriptor, randomVmdkCid } from "./descriptor.js";
+import { readVmdkCid } from "./descriptor-read.js";
 import {
   VMDK_COMPRESSION_DEFLATE,
   VMDK_COMPRESSION_NONE,
   VMDK_DEFAULT_DESCRIPTOR_SECTORS,
   VMDK_DEFAULT_GRANULARITY,
   VMDK_DEFAULT_GTES_PER_GT,
-  VMDK_DESCRIPTOR_MAX,
   VMDK_FLAG_COMPRESSED,
   VMDK_FLAG_MARKERS,
   VMDK_FLAG_NL_DETECT,
@@ -109,23 +108,6 @@ function splitName(name: string): { prefix: string; postfix: string } {
   return dot < 0 ? { prefix: base, postfix: "" } : { prefix: base.slice(0, dot), postfix: base.slice(dot) };
 }
 
-/** The CID of the VMDK `file` (a sparse file with its descriptor, or a descriptor file). */
-async function readCid(file: IoBackend): Promise<number | undefined> {
-  const size = await file.size();
-  const head = await readExact(file, 0, Math.min(size, VMDK_SECTOR_SIZE), "header", "vmdk");
-  let bytes: Uint8Array;
-  if (String.fromCharCode(...head.subarray(0, 4)) === VMDK_SPARSE_MAGIC && head.length === VMDK_SECTOR_SIZE) {
-    const h = VmdkSparseHeaderCodec.decode(head);
-    const off = h.descriptorOffset * VMDK_SECTOR_SIZE;
-    if (off === 0 || off >= size) return undefined;
-    const len = Math.min((h.descriptorSize || VMDK_DEFAULT_DESCRIPTOR_SECTORS) * VMDK_SECTOR_SIZE, VMDK_DESCRIPTOR_MAX, size - off);
-    bytes = await readExact(file, off, len, "descriptor", "vmdk");
-  } else {
-    bytes = await readExact(file, 0, Math.min(size, VMDK_DESCRIPTOR_MAX), "descriptor", "vmdk");
-  }
-  return parseVmdkDescriptor(vmdkDescriptorText(bytes)).cid;
-}
-
 /** Creates the image described by `ctx`. */
 export async function createVmdk(ctx: CreateContext): Promise<void> {
   const o = ctx.options;
@@ -154,7 +136,7 @@ export async function createVmdk(ctx: CreateContext): Promise<void> {
     }
     const b = await ctx.openFile({ name: ctx.backing.name, relativeTo: ctx.file, writable: false, purpose: "backing" });
     try {
-      const cid = await readCid(b);
+      const cid = await readVmdkCid(b);
       if (cid === undefined) throw new ImageError("ERR_CORRUPT_IMAGE", "Failed to read parent CID", { format: "vmdk" });
       parentCid = cid;
     } finally {

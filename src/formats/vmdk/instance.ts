@@ -10,13 +10,9 @@ import { ImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { checkVmdk } from "./check.js";
 import { encodeVmdkDescriptor, randomVmdkCid, replaceVmdkCid } from "./descriptor.js";
+import type { VmdkDescriptorPlace } from "./descriptor-read.js";
 import type { VmdkExtent } from "./extent.js";
 import { vmdkInfo } from "./info.js";
-
-/** Where the descriptor lives, for the CID update. */
-export type VmdkDescriptorPlace =
-  | { readonly kind: "embedded"; readonly offset: number; readonly capacity: number }
-  | { readonly kind: "file" };
 
 /** Everything the opener found. */
 export interface VmdkState {

@@ -53,13 +53,15 @@ function fail(message: string, structure: string, fileOffset?: number): CorruptI
   return new CorruptImageError(`Cannot open vmdk image: ${message}`, { format: "vmdk", structure, fileOffset });
 }
 
-/** A u64 field as a number, or Infinity when it is 2^53 or more (checked before decoding). */
-function looseU64(buf: Uint8Array, at: number, field: Parameters<typeof VmdkSparseHeaderCodec.offsetOf>[0]): number {
-  const dv = new DataView(buf.buffer, buf.byteOffset + at, VmdkSparseHeaderCodec.size);
+/**
+ * A u64 field of the sparse header in `buf` (which holds the header sector from its start) as
+ * a number, or Infinity when it is 2^53 or more: for checks that must run before decoding.
+ */
+export function vmdkHeaderU64(buf: Uint8Array, field: Parameters<typeof VmdkSparseHeaderCodec.offsetOf>[0]): number {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const o = VmdkSparseHeaderCodec.offsetOf(field);
   const hi = dv.getUint32(o + 4, true);
-  const lo = dv.getUint32(o, true);
-  return hi > 0x1fffff ? Infinity : hi * 2 ** 32 + lo;
+  return hi > 0x1fffff ? Infinity : hi * 2 ** 32 + dv.getUint32(o, true);
 }
 
 /** Decodes a header sector whose magic was checked; u64 fields past 2^53 become errors. */
@@ -166,11 +168,11 @@ export async function readVmdkSparseHeader(
   if (gtes > VMDK_MAX_GTES_PER_GT) {
     throw fail(`L2 table size too big (${gtes} entries per grain table, the limit is ${VMDK_MAX_GTES_PER_GT})`, "header", headerAt);
   }
-  const granularity = looseU64(raw, 0, "granularity");
+  const granularity = vmdkHeaderU64(raw, "granularity");
   if (gtes === 0 || granularity === 0) {
     throw fail(`L1 entry size is invalid (${gtes} entries per grain table of ${granularity}-sector grains)`, "header", headerAt);
   }
-  const overhead = looseU64(raw, 0, "overhead");
+  const overhead = vmdkHeaderU64(raw, "overhead");
   if (Math.floor(fileSize / VMDK_SECTOR_SIZE) < overhead) {
     const need = overhead * VMDK_SECTOR_SIZE;
     throw fail(`File truncated, expecting at least ${Number.isFinite(need) ? need : "2^53"} bytes (the file has ${fileSize})`, "header", headerAt);
@@ -178,7 +180,7 @@ export async function readVmdkSparseHeader(
   if (granularity > VMDK_MAX_GRAIN_SECTORS) {
     throw fail(`Invalid granularity, image may be corrupt (${granularity} sectors per grain)`, "header", headerAt);
   }
-  const capacitySectors = looseU64(raw, 0, "capacity");
+  const capacitySectors = vmdkHeaderU64(raw, "capacity");
   const gdEntries = Math.ceil(capacitySectors / (gtes * granularity));
   if (!(gdEntries <= VMDK_MAX_GD_ENTRIES)) {
     throw new LimitExceededError(

@@ -93,6 +93,11 @@ export async function readVdi(file: IoBackend, fileSize: number): Promise<VdiOpe
   if (h.blocksInImage > VDI_BLOCKS_IN_IMAGE_MAX) {
     throw unsupported(`unsupported VDI image (too many blocks ${h.blocksInImage}, max is ${VDI_BLOCKS_IN_IMAGE_MAX})`, 384);
   }
+  if (h.blockExtra !== 0) {
+    // VirtualBox would put that many bytes before each block's data; QEMU ignores the field and
+    // so would read shifted data. Refused rather than read wrong.
+    throw unsupported(`unsupported VDI image (${h.blockExtra} bytes of extra data per block)`, 380);
+  }
   if (h.imageType !== VdiImageType.dynamic && h.imageType !== VdiImageType.static) {
     throw unsupported(`unsupported VDI image type ${h.imageType} (only dynamic (1) and static (2) images are supported)`, 76);
   }

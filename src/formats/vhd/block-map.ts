@@ -12,6 +12,7 @@
  * @module
  */
 import type { Allocation, Mapping } from "../../core/mapping.js";
+import { ImageError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
 import type { Kernel } from "../../kernel/kernel.js";
@@ -165,6 +166,12 @@ export class VhdBlockMap {
     // past the end of the file, so its unwritten sectors read as zeros even for readers that
     // ignore the bitmap (QEMU).
     const at = Math.max(this.freeOffset, Math.ceil((this.fileEnd - VHD_FOOTER_SIZE) / 512) * 512);
+    if (at / 512 > 0xfffffffe) {
+      throw new ImageError("ERR_IMAGE_FULL", `Cannot write vpc image: a block at offset ${at} cannot be recorded in the BAT (32-bit sector numbers)`, {
+        format: "vpc",
+        structure: "BAT",
+      });
+    }
     const newEnd = at + this.bitmapSize + bs;
     await this.file.write(newEnd, this.footer);
     this.fileEnd = Math.max(this.fileEnd, newEnd + VHD_FOOTER_SIZE);

@@ -73,8 +73,11 @@ describe("vhdx crash consistency", () => {
         await img.write(2 * MiB, new Uint8Array(50000).fill(2));
         fault.failFromWrite(0);
         await expect(img.flush()).rejects.toMatchObject({ code: "ERR_IO" });
-        // Metadata in memory no longer matches the file: further writes are refused.
+        // Metadata in memory no longer matches the file: further writes and flushes are refused.
+        fault.failFromWrite(undefined);
         await expect(img.write(3 * MiB, new Uint8Array(10).fill(3))).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE" });
+        await expect(img.flush()).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE" });
+        await img.close().catch(() => {});
       }
       const after = await openImageOn(await fault.replay({ ops: fault.mutationCount }), { format: "vhdx" });
       expect((await after.check()).corruptions).toBe(0);

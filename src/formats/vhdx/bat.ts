@@ -49,8 +49,6 @@ export interface VhdxBatScan {
   /** First 1 MiB boundary past every block and bitmap the BAT references and the file end. */
   readonly allocationEnd: number;
   readonly problems: VhdxBatProblem[];
-  /** Payload blocks that hold data (fully or partially present). */
-  readonly allocatedBlocks: number;
 }
 
 /** The BAT of an open image. */
@@ -187,7 +185,6 @@ export class VhdxBat {
     const g = this.geometry;
     const problems: VhdxBatProblem[] = [];
     let end = fileSize;
-    let allocated = 0;
     const used: Array<[start: number, length: number, index: number]> = [];
     for (let i = 0; i < g.batEntries; i++) {
       const state = this.state(i);
@@ -217,7 +214,6 @@ export class VhdxBat {
         // Old qemu made files whose last block is only partly there; only what the disk uses counts.
         length = Math.min(g.blockSize, g.virtualSize - block * g.blockSize);
         what = "block";
-        allocated++;
       }
       const off = this.offset(i);
       if (off < 0) {
@@ -259,6 +255,6 @@ export class VhdxBat {
       }
     }
     const mib = VHDX_SECTOR_BITMAP_BLOCK_SIZE;
-    return { allocationEnd: Math.ceil(end / mib) * mib, problems, allocatedBlocks: allocated };
+    return { allocationEnd: Math.ceil(end / mib) * mib, problems };
   }
 }

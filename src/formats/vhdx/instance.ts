@@ -434,6 +434,12 @@ export class VhdxInstance implements FormatInstance {
 
   async flush(): Promise<void> {
     if (!this.state.writable) return;
+    if (this.failed) {
+      // Keep the log named in the headers: the next open replays its last complete entry,
+      // which finishes whatever the failed commit left half-applied.
+      await this.state.rawFile.flush();
+      this.assertWritable("flush");
+    }
     await this.writeBack();
     await this.state.journal?.closeLog();
     await this.state.rawFile.flush();

@@ -6,14 +6,18 @@
  */
 import { deflateSync, inflateSync } from "fflate";
 import { decompress as zstdDecompress } from "fzstd";
+import { loadZstdCompressor } from "../../codec/zstd-encoder.js";
 import { QCOW2_COMPRESSION_ZLIB, QCOW2_COMPRESSION_ZSTD } from "./layout.js";
 
-/** An optional zstd encoder a caller can install (none ships with vdisk; see the README). */
+/** A zstd encoder that replaces the built-in one (tests; callers with their own zstd build). */
 export type Qcow2ZstdEncoder = (data: Uint8Array) => Uint8Array;
 
 let zstdEncoder: Qcow2ZstdEncoder | undefined;
 
-/** Installs (or removes) the zstd encoder used for compressed writes to zstd images. */
+/**
+ * Installs an encoder used for compressed writes to zstd images instead of the built-in one
+ * (`undefined` restores the built-in one).
+ */
 export function setQcow2ZstdEncoder(encoder: Qcow2ZstdEncoder | undefined): void {
   zstdEncoder = encoder;
 }
@@ -74,11 +78,11 @@ export function qcow2Decompress(type: number, src: Uint8Array, out: Uint8Array):
 }
 
 /**
- * Compresses one cluster. Returns `undefined` when no encoder exists for `type` (zstd without
- * an installed encoder), so the caller stores the cluster uncompressed.
+ * Compresses one cluster. Returns `undefined` for an unknown `type`, so the caller stores the
+ * cluster uncompressed. zstd loads its Wasm library on first use.
  */
-export function qcow2Compress(type: number, data: Uint8Array): Uint8Array | undefined {
+export async function qcow2Compress(type: number, data: Uint8Array): Promise<Uint8Array | undefined> {
   if (type === QCOW2_COMPRESSION_ZLIB) return deflateSync(data, { level: 6 });
-  if (type === QCOW2_COMPRESSION_ZSTD && zstdEncoder) return zstdEncoder(data);
+  if (type === QCOW2_COMPRESSION_ZSTD) return (zstdEncoder ?? (await loadZstdCompressor()))(data);
   return undefined;
 }

@@ -562,7 +562,7 @@ export class Qcow2Instance implements FormatInstance {
         src = new Uint8Array(cs);
         src.set(data);
       }
-      const packed = qcow2Compress(this.header.compressionType, src);
+      const packed = await qcow2Compress(this.header.compressionType, src);
       if (!packed || packed.length >= cs) return false;
       const { l1i, l2i } = this.span(offset, cs);
       const l2 = await this.map.writableL2(l1i);

@@ -9,4 +9,7 @@ import { resolveBeside } from "./paths.js";
 
 /** Opens files for images on Deno: relative names are resolved next to the naming image. */
 export const denoFileOpener: FileOpener = (req) =>
-  DenoFileBackend.open(resolveBeside(denoApi().cwd(), req.relativeTo.name, req.name), { readOnly: !req.writable });
+  DenoFileBackend.open(resolveBeside(denoApi().cwd(), req.relativeTo.name, req.name), {
+    readOnly: !req.writable && !req.create,
+    create: req.create,
+  });

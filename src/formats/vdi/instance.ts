@@ -108,10 +108,12 @@ export class VdiInstance implements FormatInstance {
     }
     const dataAt = this.header.offsetData + first * bs;
     const dataEnd = dataAt + count * bs;
-    // The file holds whole blocks: a partial last block must not end the file early.
-    if ((await this.file.size()) < dataEnd) await this.file.truncate(dataEnd);
+    const len = Math.min(length, count * bs);
+    // The file holds whole blocks: when the engine will not write up to the end of the last
+    // block (the disk ends inside it), the file is extended first.
+    if (len < count * bs && (await this.file.size()) < dataEnd) await this.file.truncate(dataEnd);
     return {
-      mapping: { kind: "data", length: Math.min(length, count * bs), file: this.file, fileOffset: dataAt },
+      mapping: { kind: "data", length: len, file: this.file, fileOffset: dataAt },
       commit: async () => {
         const allocated = first + count;
         const hdr = new Uint8Array(4);

@@ -140,20 +140,23 @@ export async function convertImage(
   const allBuffers: Uint8Array[] = [];
   const inflight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  // Each task waits for the previous one's writes when writes go in order.
-  let writeTurn: Promise<void> = Promise.resolve();
+  // In order, a task issues its writes only once the previous task has issued its own: the
+  // target sees (and allocates for) writes in guest order, while they complete in any order,
+  // as qemu-img's in-order mode does. Reads always run ahead.
+  let issueTurn: Promise<void> = Promise.resolve();
 
-  const start = (task: (turn: Promise<void>) => Promise<void>): void => {
-    let release!: () => void;
-    const turn = writeTurn;
-    const next = new Promise<void>((r) => (release = r));
-    writeTurn = inOrder ? next : writeTurn;
-    const p = task(inOrder ? turn : Promise.resolve())
+  /** Runs a task; `turn` resolves when it may issue writes, `issued` lets the next one issue. */
+  const start = (task: (turn: Promise<void>, issued: () => void) => Promise<void>): void => {
+    let issued!: () => void;
+    const turn = issueTurn;
+    const next = new Promise<void>((r) => (issued = r));
+    if (inOrder) issueTurn = next;
+    const p = task(inOrder ? turn : Promise.resolve(), issued)
       .catch((e) => {
         failure ??= { error: e };
       })
       .finally(() => {
-        release();
+        issued();
         inflight.delete(p);
       });
     inflight.add(p);
@@ -172,60 +175,63 @@ export async function convertImage(
   /**
    * In-order mode: the data run that ended the previous chunk, not yet written, so that a run
    * crossing a chunk boundary becomes one write (one allocation on formats that allocate). Runs
-   * covering a whole chunk are written as they are (no copy). Only touched during a task's write
-   * turn, which in-order mode serialises.
+   * covering a whole chunk are written as they are (no copy). Only touched while a task issues
+   * its writes, which in-order mode serialises. Each carry gets its own buffer because its write
+   * may still be running when the next carry starts.
    */
   let carry: Uint8Array | undefined;
   let carryOffset = 0;
   let carryLen = 0;
   const carryMax = 2 * chunk;
-  const flushCarry = async (): Promise<void> => {
-    if (carryLen === 0) return;
+  const carryPool: Uint8Array[] = [];
+  const issueCarry = (writes: Promise<void>[]): void => {
+    if (carryLen === 0 || !carry) return;
+    const buf = carry;
     const n = carryLen;
+    carry = undefined;
     carryLen = 0;
     stats.dataBytes += n;
-    await target.write(carryOffset, carry!.subarray(0, n));
+    const p = target.write(carryOffset, buf.subarray(0, n));
+    writes.push(p);
+    // Reusable once written; a failure is reported through `writes`.
+    p.then(() => carryPool.push(buf), () => {});
   };
 
   /**
-   * Writes `buf[0, len)` (guest `offset`) minus its zero granules. `more` says the next chunk
-   * continues the same data range (a trailing data run may then be carried over to it).
+   * Issues the writes of `buf[0, len)` (guest `offset`) minus its zero granules into `writes`,
+   * without waiting for them. `more` says the next chunk continues the same data range (a
+   * trailing data run may then be carried over to it).
    */
-  const writeScanned = async (offset: number, buf: Uint8Array, len: number, more: boolean): Promise<void> => {
-    const writes: Promise<void>[] = [];
-    const emit = async (zero: boolean, from: number, to: number): Promise<void> => {
+  const issueScanned = (offset: number, buf: Uint8Array, len: number, more: boolean, writes: Promise<void>[]): void => {
+    const emit = (zero: boolean, from: number, to: number): void => {
       const n = to - from;
       if (inOrder && carryLen > 0) {
         // Join the carried run when this run continues it and the result stays bounded.
         if (!zero && from === 0 && carryOffset + carryLen === offset && carryLen + n <= carryMax) {
           carry!.set(buf.subarray(0, to), carryLen);
           carryLen += n;
-          await flushCarry();
+          issueCarry(writes);
           return;
         }
-        await flushCarry();
+        issueCarry(writes);
       }
       // Carry a trailing run that started inside this chunk; one covering it all is long enough.
       if (inOrder && !zero && to === len && more && from > 0) {
-        carry ??= new Uint8Array(carryMax);
+        carry = carryPool.pop() ?? new Uint8Array(carryMax);
         carry.set(buf.subarray(from, to), 0);
         carryOffset = offset + from;
         carryLen = n;
         return;
       }
-      let p: Promise<void> | undefined;
       if (!zero) {
         stats.dataBytes += n;
-        p = target.write(offset + from, buf.subarray(from, to));
+        writes.push(target.write(offset + from, buf.subarray(from, to)));
       } else if (zeroTarget) {
         stats.skippedBytes += n;
       } else {
         stats.zeroedBytes += n;
-        p = target.writeZeroes(offset + from, n);
+        writes.push(target.writeZeroes(offset + from, n));
       }
-      // In order: one write at a time so allocation follows guest order; else all at once.
-      if (p && inOrder) await p;
-      else if (p) writes.push(p);
     };
     let runStart = 0;
     let runZero = false;
@@ -237,18 +243,17 @@ export async function convertImage(
       const zero = kernel.findNonZero(buf, pos, gEnd) === gEnd;
       const end = mis === 0 ? kernel.granuleRunEnd(buf, pos, len, sparse) : gEnd;
       if (pos > runStart && zero !== runZero) {
-        await emit(runZero, runStart, pos);
+        emit(runZero, runStart, pos);
         runStart = pos;
       }
       runZero = zero;
       pos = end;
     }
-    if (len > runStart) await emit(runZero, runStart, len);
-    await Promise.all(writes);
+    if (len > runStart) emit(runZero, runStart, len);
   };
 
-  /** Compressed writes of whole units; all-zero units are skipped or zeroed. */
-  const writeCompressedUnits = async (offset: number, buf: Uint8Array, len: number): Promise<void> => {
+  /** Issues compressed writes of whole units; all-zero units are skipped or zeroed. */
+  const issueCompressed = (offset: number, buf: Uint8Array, len: number, writes: Promise<void>[]): void => {
     let pos = 0;
     while (pos < len) {
       const end = Math.min(len, pos + align);
@@ -256,31 +261,36 @@ export async function convertImage(
         if (zeroTarget) stats.skippedBytes += end - pos;
         else {
           stats.zeroedBytes += end - pos;
-          await target.writeZeroes(offset + pos, end - pos);
+          writes.push(target.writeZeroes(offset + pos, end - pos));
         }
       } else {
         stats.dataBytes += end - pos;
-        await target.writeCompressed(offset + pos, buf.subarray(pos, end));
+        writes.push(target.writeCompressed(offset + pos, buf.subarray(pos, end)));
       }
       pos = end;
     }
   };
 
-  const copyChunk = async (offset: number, len: number, more: boolean, turn: Promise<void>): Promise<void> => {
+  const copyChunk = async (offset: number, len: number, more: boolean, turn: Promise<void>, issued: () => void): Promise<void> => {
     const buf = takeBuffer();
+    const writes: Promise<void>[] = [];
     try {
       const view = buf.subarray(0, len);
       await source.readInto(offset, view);
       stats.readBytes += len;
       await turn;
       if (failure) return;
-      if (compress) await writeCompressedUnits(offset, buf, len);
+      if (compress) issueCompressed(offset, buf, len, writes);
       else if (sparse === 0) {
         stats.dataBytes += len;
-        await target.write(offset, view);
-      } else await writeScanned(offset, buf, len, more);
+        writes.push(target.write(offset, view));
+      } else issueScanned(offset, buf, len, more, writes);
+      issued();
+      await Promise.all(writes);
       progress(len);
     } finally {
+      // Every write must have settled before the buffer is reused.
+      await Promise.allSettled(writes);
       pool.push(buf);
     }
   };
@@ -296,10 +306,12 @@ export async function convertImage(
       }
       if (item.kind === "zero") {
         await waitForSlot();
-        start(async (turn) => {
+        start(async (turn, issued) => {
           await turn;
           if (failure) return;
-          await target.writeZeroes(item.start, len);
+          const p = target.writeZeroes(item.start, len);
+          issued();
+          await p;
           stats.zeroedBytes += len;
           progress(len);
         });
@@ -311,7 +323,7 @@ export async function convertImage(
         await waitForSlot();
         const off = pos;
         const more = end < item.end;
-        start((turn) => copyChunk(off, end - off, more, turn));
+        start((turn, issued) => copyChunk(off, end - off, more, turn, issued));
         pos = end;
       }
     }
@@ -321,7 +333,9 @@ export async function convertImage(
   await Promise.allSettled([...inflight]);
   for (const b of allBuffers) kernel.freeBuffer(b);
   if (failure) throw failure.error;
-  await flushCarry();
+  const last: Promise<void>[] = [];
+  issueCarry(last);
+  await Promise.all(last);
   await target.flush();
   return stats;
 }

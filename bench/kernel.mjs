@@ -4,7 +4,7 @@
 // Also measures the cost of copying plain data into Wasm memory, to show why buffers are read
 // straight into Wasm memory rather than copied there. Run `npm run build` first.
 //
-//   node bench/kernel.mjs [--runs N] [--quick] [--only <kernel name part>]
+//   node bench/kernel.mjs [--runs N] [--quick] [--case <kernel name part> | copy | load] [--markdown]
 //
 // Method: after a warm-up, each case is timed in R runs (default 15) per kernel, alternating Wasm
 // and TS runs so both see the same machine load; a run repeats the operation for about 25 ms.
@@ -17,7 +17,8 @@ const quick = args.includes("--quick");
 const runsArg = args.indexOf("--runs");
 const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 5 : 15;
 const RUN_MS = quick ? 10 : 25;
-const onlyArg = args.indexOf("--only");
+const markdown = args.includes("--markdown");
+const onlyArg = args.indexOf("--case");
 const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 
 const wasm = await instantiateWasmKernel();
@@ -140,12 +141,18 @@ for (const size of [64 * 1024, 1 << 20, 16 << 20]) {
     if (v) for (let j = i; j < Math.min(small * 8, i + run); j++) c[j >> 3] |= 1 << (j & 7);
     i += run;
   }
-  const walk = (k) => () => {
+  // One function per kernel (not one closure factory), so each call site sees one kernel.
+  const walkWasm = () => {
     let i = 0, n = 0;
-    while (i < small * 8) { i = k.nextSetBit(c, i, small * 8, false); i = k.nextClearBit(c, i, small * 8, false); n++; }
+    while (i < small * 8) { i = wasm.nextSetBit(c, i, small * 8, false); i = wasm.nextClearBit(c, i, small * 8, false); n++; }
     return n;
   };
-  row("next*Bit", "walk runs of 1–128 bits", small, walk(wasm), walk(tsKernel));
+  const walkTs = () => {
+    let i = 0, n = 0;
+    while (i < small * 8) { i = tsKernel.nextSetBit(c, i, small * 8, false); i = tsKernel.nextClearBit(c, i, small * 8, false); n++; }
+    return n;
+  };
+  row("next*Bit", "walk runs of 1–128 bits", small, walkWasm, walkTs);
   wasm.freeBuffer(c);
 }
 
@@ -173,12 +180,17 @@ for (const stride of [8, 16]) {
     for (let j = 0; j < run && i < entries; j++, i++) view.setBigUint64(i * 8, (1n << 63n) | (host += 65536n));
     host += 65536n * 3n;
   }
-  const walk = (k) => () => {
+  const walkWasm = () => {
     let i = 0, n = 0;
-    while (i < entries) { i += k.tableRunLength(t, i, entries, 8, 0xc0000000, 1, 0x00ffffff, 0xfffffe00, 65536); n++; }
+    while (i < entries) { i += wasm.tableRunLength(t, i, entries, 8, 0xc0000000, 1, 0x00ffffff, 0xfffffe00, 65536); n++; }
     return n;
   };
-  row("tableRunLength", "walk runs of 1–16, stride 8", entries * 8, walk(wasm), walk(tsKernel));
+  const walkTs = () => {
+    let i = 0, n = 0;
+    while (i < entries) { i += tsKernel.tableRunLength(t, i, entries, 8, 0xc0000000, 1, 0x00ffffff, 0xfffffe00, 65536); n++; }
+    return n;
+  };
+  row("tableRunLength", "walk runs of 1–16, stride 8", entries * 8, walkWasm, walkTs);
   wasm.freeBuffer(t);
 }
 
@@ -227,5 +239,14 @@ if (!only || only === "load") {
   const med = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1].toFixed(3);
   console.log("");
   console.log(`load (${kernelWasmBytes().length} bytes of wasm): decode ${med(times.decode)} ms, compile ${med(times.compile)} ms, instantiate ${med(times.instantiate)} ms (medians)`);
+}
+if (markdown && rows.length > 0) {
+  const f = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  console.log("");
+  console.log("| kernel | case | size | Wasm median | TS median | ratio | Wasm best | TS best |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    console.log(`| ${r.kernel} | ${r.kase} | ${fmtSize(r.size)} | ${f(r.w.median)} | ${f(r.t.median)} | ${r.ratio.toFixed(1)}× | ${f(r.w.max)} | ${f(r.t.max)} |`);
+  }
 }
 if (sink === 0.5) console.log(sink);

@@ -3,8 +3,6 @@
  * a stack trace only with `--debug`.
  * @module
  */
-import { isImageError } from "../errors.js";
-
 /** A failure the CLI reports with a chosen exit code (1 unless said otherwise). */
 export class CliError extends Error {
   readonly exitCode: number;
@@ -44,9 +42,4 @@ export function openError(path: string, e: unknown): CliError {
 export function exitCodeOf(e: unknown): number {
   if (e instanceof CliError) return e.exitCode;
   return 1;
-}
-
-/** True for errors whose message already says enough (the library's and the CLI's own). */
-export function isExpectedError(e: unknown): boolean {
-  return e instanceof CliError || isImageError(e) || e instanceof RangeError || e instanceof TypeError;
 }

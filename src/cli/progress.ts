@@ -13,6 +13,7 @@ export interface ProgressPrinter {
   done(): void;
 }
 
+/** A qemu-img style progress printer on `ctx`'s stdout. */
 export function progressPrinter(ctx: CommandContext, enabled: boolean): ProgressPrinter {
   let last = -1;
   const show = (pct: number): void => {

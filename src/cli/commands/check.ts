@@ -75,6 +75,7 @@ export function checkHuman(r: CheckResult): string {
   return s;
 }
 
+/** `vdisk check`: qemu-img check: consistency check and repair, with its exit codes. */
 export const checkCommand: Command = {
   name: "check",
   synopsis: "check [-f FMT] [-r leaks|all] [--output=human|json] [-q] [-U] FILE",

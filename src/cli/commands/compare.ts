@@ -31,6 +31,7 @@ async function open(path: string, format: string | undefined): Promise<CliImage>
   }
 }
 
+/** `vdisk compare`: qemu-img compare: guest contents of two images, with its exit codes. */
 export const compareCommand: Command = {
   name: "compare",
   synopsis: "compare [-f FMT] [-F FMT] [-s] [-p] [-q] [-U] FILE1 FILE2",

@@ -43,8 +43,9 @@ const SPECS = [
 /** Largest `-S` qemu-img accepts (16 MiB). */
 const MAX_SPARSE = 16 << 20;
 /** Bytes per read request. */
-const CHUNK = 4 << 20;
+const CHUNK = 2 << 20;
 
+/** `vdisk convert`: qemu-img convert: copy an image into another format, sparsely. */
 export const convertCommand: Command = {
   name: "convert",
   synopsis: "convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n] [-p] [-q] SRC DST",

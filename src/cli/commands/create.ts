@@ -108,6 +108,7 @@ export function splitCreateOptions(
   return { values, size, backingFile, backingFormat };
 }
 
+/** `vdisk create`: qemu-img create: a new empty image. */
 export const createCommand: Command = {
   name: "create",
   synopsis: "create [-f FMT] [-o OPTIONS] [-b BACKING -F BACKING_FMT] [-u] [-q] FILE [SIZE]",

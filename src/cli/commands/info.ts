@@ -39,6 +39,7 @@ async function describe(path: string, format: string | undefined): Promise<Image
   }
 }
 
+/** `vdisk info`: qemu-img info: format, sizes, backing file, snapshots and format details. */
 export const infoCommand: Command = {
   name: "info",
   synopsis: "info [-f FMT] [--output=human|json] [--backing-chain] [-U] FILE",

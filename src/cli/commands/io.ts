@@ -21,6 +21,7 @@ const SPECS = [
   { key: "cache", short: "t", long: "cache", value: true },
 ];
 
+/** `vdisk io`: qemu-io subset: read/write/zero/discard/flush commands on an image. */
 export const ioCommand: Command = {
   name: "io",
   synopsis: "io [-f FMT] [-r] -c CMD [-c CMD ...] FILE",

@@ -40,6 +40,7 @@ function sizeArg(text: string | undefined, what: string): number | undefined {
   }
 }
 
+/** `vdisk map`: qemu-img map: the allocation map, human or JSON records. */
 export const mapCommand: Command = {
   name: "map",
   synopsis: "map [-f FMT] [--output=human|json] [--start-offset=OFF] [--max-length=LEN] [-U] FILE",

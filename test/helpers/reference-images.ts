@@ -6,7 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HAVE_JQ, HAVE_QEMU } from "./qemu.js";
@@ -47,13 +47,18 @@ export function ensureReferenceImages(): string {
   const key = createHash("sha256").update(readFileSync(SCRIPT)).update(readFileSync(REF)).digest("hex").slice(0, 12);
   const dir = join(tmpdir(), `vdisk-reference-images-${key}`);
   const lock = `${dir}.lock`;
+  const deadline = Date.now() + 10 * 60_000;
   for (;;) {
     if (existsSync(join(dir, "reference-images.json"))) return dir;
     try {
       mkdirSync(lock);
       break;
     } catch {
-      sleep(500); // another test file is building
+      // Another test file is building; a lock older than the deadline was left by a killed run.
+      if (Date.now() > deadline || Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 10 * 60_000) {
+        rmSync(lock, { recursive: true, force: true });
+      }
+      sleep(500);
     }
   }
   try {

@@ -8,22 +8,19 @@
  * - `check` (and `-r leaks`/`-r all`) counts equal `qemu-img check --output=json` on damaged images;
  * - `table_size=1`: qemu 7.2 cannot open such images, vdisk can.
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CheckResult } from "../../src/core/format.js";
 import { isImageError } from "../../src/errors.js";
 import { createImage, openImage } from "../../src/node.js";
 import { firstDifference, pattern, randInt, randomOps, rng } from "../formats/image-model.js";
-import { HAVE_JQ, HAVE_QEMU, qemuCheck, qemuImg, qemuImgStatus, qemuIo, tempDir, warnSkipped } from "../helpers/qemu.js";
+import { REFERENCE_IMAGES_AVAILABLE, ensureReferenceImages, referenceImages } from "../helpers/reference-images.js";
+import { HAVE_QEMU, qemuCheck, qemuImg, qemuImgStatus, qemuIo, tempDir, warnSkipped } from "../helpers/qemu.js";
 
 if (!HAVE_QEMU) warnSkipped("qcow/qed interop tests");
 
-const CORPUS = fileURLToPath(new URL("../../../shared/corpus", import.meta.url));
 
 /** Random qemu-io commands: unaligned writes with patterns, zero writes. */
 function qemuOps(seed: number, size: number, n: number, maxLen: number, zeros = true): string[] {
@@ -402,27 +399,15 @@ describe.skipIf(!HAVE_QEMU)("qed check and repair count like qemu-img check", ()
   });
 });
 
-describe.skipIf(!HAVE_QEMU || !HAVE_JQ)("reference images of make-reference-images.sh", () => {
+if (!REFERENCE_IMAGES_AVAILABLE) warnSkipped("qcow/qed reference-image tests", "qemu-img/qemu-io/jq or ../shared/corpus");
+
+describe.skipIf(!REFERENCE_IMAGES_AVAILABLE)("reference images of make-reference-images.sh", () => {
   let dir = "";
   beforeAll(() => {
-    // Made once per machine (about 30 s) and kept in the temp directory for later runs.
-    dir = join(tmpdir(), "vdisk-reference-images");
-    if (existsSync(join(dir, "reference-images.json"))) return;
-    const work = `${dir}.${process.pid}`;
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true });
-    const r = spawnSync("bash", [join(CORPUS, "make-reference-images.sh"), work], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`make-reference-images.sh failed: ${r.stderr}`);
-    try {
-      renameSync(work, dir);
-    } catch {
-      rmSync(work, { recursive: true, force: true }); // another run got there first
-    }
+    dir = ensureReferenceImages();
   }, 300_000);
 
-  const expected = JSON.parse(readFileSync(join(CORPUS, "reference-images.json"), "utf8")) as {
-    images: Array<{ name: string; format: string; files: Array<{ name: string }>; raw_sha256: string; qemu_img_check: Record<string, number | boolean> }>;
-  };
+  const expected = { images: REFERENCE_IMAGES_AVAILABLE ? referenceImages() : [] };
   for (const name of ["qcow", "qcow-compressed", "qed", "qed-4k"]) {
     it(`${name} reads to the recorded raw sha256 and checks as qemu-img`, async () => {
       const ref = expected.images.find((x) => x.name === name)!;

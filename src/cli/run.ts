@@ -3,26 +3,34 @@
  * returns its exit code. Errors become one line on stderr (a stack trace only with `--debug`).
  * @module
  */
+import { amendCommand } from "./commands/amend.js";
 import { checkCommand } from "./commands/check.js";
+import { commitCommand } from "./commands/commit.js";
 import { compareCommand } from "./commands/compare.js";
 import { convertCommand } from "./commands/convert.js";
 import { createCommand } from "./commands/create.js";
 import { infoCommand } from "./commands/info.js";
 import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
+import { rebaseCommand } from "./commands/rebase.js";
+import { resizeCommand } from "./commands/resize.js";
 import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
 
 /** Every command, in `--help` order. */
 export const COMMANDS: readonly Command[] = [
+  amendCommand,
   checkCommand,
+  commitCommand,
   compareCommand,
   convertCommand,
   createCommand,
   infoCommand,
   ioCommand,
   mapCommand,
+  rebaseCommand,
+  resizeCommand,
 ];
 
 /** The package version, reported by `--version`. */
@@ -31,8 +39,9 @@ export const VERSION = "0.1.0";
 function mainHelp(): string {
   return `usage: ${PROGRAM} [--debug] COMMAND [OPTIONS]
 
-Virtual disk images: inspect, create, convert, compare, check and map them. Commands and
-options follow qemu-img (and qemu-io for 'io'), with the same JSON output and exit codes.
+Virtual disk images: inspect, create, convert, compare, check, map, resize, rebase, commit
+and amend them. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
+JSON output and exit codes.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.synopsis}`).join("\n")}

@@ -176,6 +176,19 @@ export interface FormatInstance {
    * reports the result in `size`). Absent when the format cannot resize.
    */
   resize?(newSize: number): Promise<void>;
+  /**
+   * Records `ref` as the image's backing file (`undefined`: none), the last step of
+   * `qemu-img rebase`. Guest data is not touched: ranges that read through to the backing image
+   * keep doing so, from the new one once the image is reopened. The change is durable when the
+   * promise resolves and is written after everything written before the call (the caller has
+   * copied what must be copied). Absent when the format cannot record a new backing file.
+   */
+  setBacking?(ref: BackingReference | undefined): Promise<void>;
+  /**
+   * Releases every range of this image so that the whole disk reads through to the backing
+   * image (what `qemu-img commit` does to the committed image). Absent when the format cannot.
+   */
+  makeEmpty?(): Promise<void>;
   /** Makes metadata durable (and flushes the file). */
   flush(): Promise<void>;
   check?(repair?: RepairMode): Promise<CheckResult>;

@@ -7,7 +7,7 @@ import { CorruptImageError, ImageError, UnsupportedFeatureError } from "../error
 import { readIntoZeroPadded } from "../io/helpers.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
-import type { CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
+import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Mapping } from "./mapping.js";
 import { Mutex } from "./mutex.js";
 
@@ -372,6 +372,35 @@ export class ImageDevice implements BlockDevice {
       });
     }
     await this.allocLock.run(() => this.instance.resize!(newSize));
+  }
+
+  /**
+   * Changes the backing file recorded in the image (`qemu-img rebase`'s last step; `undefined`
+   * removes it). This device keeps reading through the backing device it was opened with:
+   * reopen the image to read through the new one. Throws `ERR_UNSUPPORTED_FEATURE` when the
+   * format cannot record a new backing file.
+   */
+  async setBacking(ref: BackingReference | undefined): Promise<void> {
+    this.checkWritable("change the backing file");
+    if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
+    if (!this.instance.setBacking) {
+      throw new UnsupportedFeatureError(`This image format (${this.format}) cannot change its backing file`, {
+        format: this.format,
+      });
+    }
+    await this.allocLock.run(() => this.instance.setBacking!(ref));
+  }
+
+  /**
+   * Empties the image so that every range reads through to the backing image (`qemu-img
+   * commit` after committing). Returns false, changing nothing, when the format cannot.
+   */
+  async makeEmpty(): Promise<boolean> {
+    this.checkWritable("empty the image");
+    if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
+    if (!this.instance.makeEmpty) return false;
+    await this.allocLock.run(() => this.instance.makeEmpty!());
+    return true;
   }
 
   async flush(): Promise<void> {

@@ -3,13 +3,14 @@
  * zero/discard, compressed clusters, feature-bit bookkeeping (dirty, corrupt, autoclear).
  * @module
  */
-import type { CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
+import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, DataMapping, Mapping, SpecialMapping } from "../../core/mapping.js";
 import { CorruptImageError, ImageError, isImageError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readZeroPadded } from "../../io/helpers.js";
 import type { Kernel } from "../../kernel/kernel.js";
 import { Qcow2Allocator } from "./allocator.js";
+import { qcow2HeaderWithBacking, writeQcow2HeaderArea } from "./backing.js";
 import { qcow2BitmapFlagNames, type Qcow2Bitmap } from "./bitmaps.js";
 import type { Qcow2ClusterMap, Qcow2L2Entry, Qcow2WritableL2 } from "./cluster-map.js";
 import { qcow2Compress, qcow2Decompress } from "./compression.js";
@@ -79,7 +80,8 @@ export class Qcow2Instance implements FormatInstance {
   readonly allocationUnit: number;
   /** Compressed clusters are whole clusters, also with extended L2 entries. */
   readonly compressionUnit: number;
-  readonly backing?: { name: string; format?: string };
+  /** The backing file named by the header (changes with {@link setBacking}). */
+  backing?: { name: string; format?: string };
   readonly file: IoBackend;
   readonly header: Qcow2Header;
   readonly map: Qcow2ClusterMap;
@@ -651,6 +653,39 @@ export class Qcow2Instance implements FormatInstance {
       await this.file.flush();
       this.size = target;
       this.header.size = target;
+    });
+  }
+
+  /**
+   * Names `ref` as the backing file (rebase). Everything written so far is flushed first; then
+   * the header area (header, extensions with the backing format, name) is written at once.
+   */
+  setBacking(ref: BackingReference | undefined): Promise<void> {
+    return this.guarded(async () => {
+      await this.flush();
+      const next = qcow2HeaderWithBacking(this.header, ref);
+      await writeQcow2HeaderArea(this.file, next);
+      Object.assign(this.header, next);
+      this.backing = ref ? { name: ref.name, format: ref.format || undefined } : undefined;
+    });
+  }
+
+  /**
+   * Unlinks every cluster (entries become unallocated, so the disk reads through to the backing
+   * file) and frees what only this image referenced: the emptying of `qemu-img commit`. An
+   * image whose external data file must stay a valid raw image keeps its mapping (it reads the
+   * same: the data was committed).
+   */
+  makeEmpty(): Promise<void> {
+    return this.guarded(async () => {
+      if (this.dataFileRaw) return;
+      const none = { hi: 0, lo: 0, bmHi: 0, bmLo: 0 };
+      let pos = 0;
+      while (pos < this.size) {
+        const { end } = this.span(pos, this.size - pos);
+        await this.unlink(pos, end, () => none);
+        pos = end;
+      }
     });
   }
 

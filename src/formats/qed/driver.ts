@@ -21,6 +21,7 @@ import type {
 import type { Allocation, Mapping } from "../../core/mapping.js";
 import { ImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
+import { writeQedBacking } from "./backing.js";
 import { checkQedTables } from "./check.js";
 import { QED_CREATE_OPTIONS, createQed } from "./create.js";
 import { readQedLayout, writeQedHeader, type QedLayout } from "./header.js";
@@ -41,9 +42,11 @@ class QedInstance implements FormatInstance {
   readonly format = "qed";
   size: number;
   readonly allocationUnit: number;
-  readonly backing?: BackingReference;
+  /** The backing file named by the header (changes with {@link setBacking}). */
+  backing?: BackingReference;
   /** The header as it is on disk (features change as the need-check bit is set and cleared). */
-  private readonly header: QedHeader;
+  private header: QedHeader;
+  private readonly headerBytes: number;
   /** True when this session set the need-check bit (so its flush may clear it). */
   private ownsNeedCheck = false;
   tables!: QedTables;
@@ -56,6 +59,7 @@ class QedInstance implements FormatInstance {
     this.header = { ...layout.header };
     this.size = layout.header.imageSize;
     this.allocationUnit = layout.geometry.clusterSize;
+    this.headerBytes = layout.geometry.headerBytes;
     if (layout.backingName !== undefined) {
       this.backing = layout.backingFormat ? { name: layout.backingName, format: layout.backingFormat } : { name: layout.backingName };
     }
@@ -164,6 +168,14 @@ class QedInstance implements FormatInstance {
     this.tables.size = size;
   }
 
+  /** Names `ref` as the backing file (rebase), after flushing everything written so far. */
+  async setBacking(ref: BackingReference | undefined): Promise<void> {
+    this.writable();
+    await this.flush();
+    this.header = await writeQedBacking(this.file, this.header, this.headerBytes, ref);
+    this.backing = ref ? { name: ref.name, format: ref.format === "raw" ? "raw" : undefined } : undefined;
+  }
+
   async flush(): Promise<void> {
     if (this.readOnly) return;
     await this.file.flush();
@@ -210,7 +222,9 @@ export const qedDriver: FormatDriver = {
     if (!ctx.readOnly) await inst.clearUnknownAutoclear();
     inst.tables = await QedTables.load(ctx.file, layout, fileSize, {
       beforeChange: () => inst.beforeChange(),
-      hasBacking: layout.backingName !== undefined,
+      get hasBacking() {
+        return inst.backing !== undefined;
+      },
     });
     await inst.recover(ctx.warn);
     return inst;

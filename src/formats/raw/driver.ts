@@ -11,7 +11,7 @@ class RawInstance implements FormatInstance {
   readonly allocationUnit = 512;
   constructor(
     private readonly file: IoBackend,
-    readonly size: number,
+    public size: number,
   ) {}
 
   async getMapping(offset: number, length: number): Promise<Mapping> {
@@ -24,6 +24,13 @@ class RawInstance implements FormatInstance {
       mapping: { kind: "data", length, file: this.file, fileOffset: offset },
       commit: async () => {},
     };
+  }
+
+  /** The file is the disk: its length is the size (any byte count, as qemu-img's raw). */
+  async resize(newSize: number): Promise<void> {
+    await this.file.truncate(newSize);
+    await this.file.flush();
+    this.size = newSize;
   }
 
   async flush(): Promise<void> {

@@ -65,7 +65,7 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
                             0 writes every allocated byte)
   -n, --no-create           DST exists already: write into it instead of creating it
   --target-is-zero          with -n: DST reads as zeros already, skip writing zeros
-  -m, --coroutines N        requests in flight (1-16, default 8)
+  -m, --coroutines N        requests in flight (1-16, default 4)
   -W, --out-of-order        allow writes out of guest order
   -p, --progress            show progress
   -q, --quiet               print nothing but errors
@@ -103,7 +103,8 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
         throw new CliError("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16MB.");
       }
     }
-    let parallel = 8;
+    // Deeper pipelines only let data go cold in the CPU caches while writes queue (measured).
+    let parallel = 4;
     const co = optString(args, "coroutines");
     if (co !== undefined) {
       parallel = Number(co);

@@ -47,5 +47,19 @@ await esbuild.build({
   logLevel: "warning",
 });
 
+// The CLI's commands as one file: the bin loads it instead of ~130 modules (≈60 ms faster start).
+await esbuild.build({
+  entryPoints: [join(root, "src", "cli", "run.ts")],
+  outfile: join(dist, "cli", "run.bundle.js"),
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  keepNames: true,
+  sourcemap: true,
+  legalComments: "eof",
+  logLevel: "warning",
+});
+
 const cli = join(dist, "cli", "main.js");
 if (existsSync(cli)) chmodSync(cli, 0o755);

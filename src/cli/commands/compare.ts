@@ -73,6 +73,7 @@ one must read as zeros. Exit codes: 0 identical, 1 different, 2 an image could n
           strict: optFlag(args, "strict"),
           kernel: await cliKernel(),
           onProgress: progress.update,
+          equal: (x, y) => Buffer.from(x.buffer, x.byteOffset, x.length).equals(Buffer.from(y.buffer, y.byteOffset, y.length)),
         });
       } catch (e) {
         throw new CliError(errorText(e), 4, { cause: e });

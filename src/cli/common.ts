@@ -4,7 +4,8 @@
  */
 import * as kernels from "../kernel/index.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { optString, type OptionSpec, type ParsedArgs } from "./args.js";
+import { optFlag, optString, parseArgs, type OptionSpec, type ParsedArgs } from "./args.js";
+import type { CommandContext } from "./context.js";
 import { UsageError } from "./errors.js";
 
 /** `-h`/`--help`, accepted by every command. */
@@ -47,4 +48,23 @@ export async function cliKernel(): Promise<Kernel> {
     }
   }
   return kernels.getKernel();
+}
+
+/**
+ * Parses a command's arguments against `specs`. For `-h`/`--help` prints the command's help and
+ * returns `undefined` (the command then exits 0); rejects options vdisk does not implement.
+ */
+export function parseCommandArgs(
+  command: { readonly help: string },
+  argv: string[],
+  specs: readonly OptionSpec[],
+  ctx: CommandContext,
+): ParsedArgs | undefined {
+  const args = parseArgs(argv, specs);
+  if (optFlag(args, "help")) {
+    ctx.out(command.help);
+    return undefined;
+  }
+  rejectUnsupported(args);
+  return args;
 }

@@ -6,8 +6,8 @@
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import { checkImage } from "../../ops/check.js";
 import { formatF } from "../../ops/number-format.js";
-import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, rejectUnsupported } from "../common.js";
+import { optFlag, optString } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { openCliImage } from "../open-image.js";
@@ -92,12 +92,8 @@ clusters found, 63 the format has no check.
   -U, --force-share  accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     const output = outputFormat(args);
     const repairText = optString(args, "repair");
     let repair: RepairMode | undefined;

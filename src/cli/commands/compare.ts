@@ -4,8 +4,8 @@
  * @module
  */
 import { compareImages } from "../../ops/compare.js";
-import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, rejectUnsupported } from "../common.js";
+import { optFlag, optString } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { openCliImage, type CliImage } from "../open-image.js";
@@ -49,12 +49,8 @@ one must read as zeros. Exit codes: 0 identical, 1 different, 2 an image could n
   -U, --force-share   accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     if (args.operands.length !== 2) throw new UsageError("Expecting two image file names");
     const quiet = optFlag(args, "quiet");
     const say = (t: string): void => {

@@ -5,8 +5,8 @@
  */
 import { ImageDevice } from "../../core/image-device.js";
 import { convertImage } from "../../ops/convert.js";
-import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, rejectUnsupported } from "../common.js";
+import { optFlag, optString } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { createCliImage, openCliImage, type CliImage } from "../open-image.js";
@@ -72,12 +72,8 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
   -t, -T, -U, -C, -r        accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     for (const k of ["snapshot", "salvage", "bitmaps", "target-image-opts"]) {
       if (optFlag(args, k)) throw new UsageError(`option '${k === "snapshot" ? "-l" : `--${k}`}' is not supported by vdisk`);
     }

@@ -5,8 +5,8 @@
 import type { CreateOptionSpec, FormatDriver } from "../../core/format.js";
 import { parseCreateOptions, parseSize, splitOptionString } from "../../core/options.js";
 import { findDriver } from "../../formats/registry.js";
-import { optFlag, optString, parseArgs, type ParsedArgs } from "../args.js";
-import { HELP_OPTION, UNSUPPORTED_OPTIONS, rejectUnsupported } from "../common.js";
+import { optFlag, optString, type ParsedArgs } from "../args.js";
+import { HELP_OPTION, UNSUPPORTED_OPTIONS, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { combineBackingPath, createCliImage, openCliImage } from "../open-image.js";
@@ -125,12 +125,8 @@ file the size defaults to the backing file's.
   -q, --quiet                do not print the "Formatting" line
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     const formatName = optString(args, "format") ?? "raw";
     const optText = joinedOptions(args);
     if (wantsOptionHelp(optText)) {

@@ -4,8 +4,8 @@
  */
 import { ImageDevice } from "../../core/image-device.js";
 import { imageInfo, type ImageInfo } from "../../ops/info.js";
-import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, rejectUnsupported } from "../common.js";
+import { optFlag, optString } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
 import { allocatedSizeOf, combineBackingPath, openCliImage } from "../open-image.js";
@@ -53,12 +53,8 @@ Shows the format, sizes, backing file, snapshots and format details of an image.
   -U, --force-share    accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     const output = outputFormat(args);
     if (args.operands.length !== 1) throw new UsageError("Expecting one image file name");
     const path = args.operands[0];

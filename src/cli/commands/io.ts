@@ -4,8 +4,8 @@
  * @module
  */
 import { IO_COMMANDS, runIoCommand } from "../../ops/io-commands.js";
-import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, rejectUnsupported } from "../common.js";
+import { optFlag, optString } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { UsageError } from "../errors.js";
 import { openCliImage } from "../open-image.js";
@@ -37,12 +37,8 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
   -n, -t, -U         accepted for qemu-io compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     if (args.operands.length !== 1) throw new UsageError("Expecting one image file name");
     const cmds = args.lists.get("cmd") ?? [];
     const path = args.operands[0];

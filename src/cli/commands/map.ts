@@ -4,8 +4,8 @@
  */
 import { parseSize } from "../../core/options.js";
 import { mapImage, type MapEntry } from "../../ops/map.js";
-import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, rejectUnsupported } from "../common.js";
+import { optString } from "../args.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
 import { openCliImage } from "../open-image.js";
@@ -57,12 +57,8 @@ and where they are stored.
   -U, --force-share      accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
-    const args = parseArgs(argv, SPECS);
-    if (optFlag(args, "help")) {
-      ctx.out(this.help);
-      return 0;
-    }
-    rejectUnsupported(args);
+    const args = parseCommandArgs(this, argv, SPECS, ctx);
+    if (!args) return 0;
     const output = outputFormat(args);
     if (args.operands.length !== 1) throw new UsageError("Expecting one image file name");
     const startOffset = sizeArg(optString(args, "start-offset"), "start offset") ?? 0;

@@ -30,15 +30,15 @@ export interface ConvertOptions {
    * its backing chain are left to the target's own backing file.
    */
   skipBacking?: boolean;
-  /** Target allocation unit: compressed writes and chunk boundaries align to it. Default 65536. */
+  /** Target allocation unit: compressed writes cover whole units of it. Default 65536. */
   alignment?: number;
-  /** Bytes read per request. Default 4 MiB (rounded to a multiple of `alignment`). */
+  /** Bytes read per request. Default 2 MiB (rounded down to a multiple of `alignment`). */
   chunkSize?: number;
   /** Requests in flight (buffers in use). Default 4. */
   parallel?: number;
   /**
    * Issue writes in guest order (default true), so formats that allocate on write lay the
-   * target out sequentially. Reads still run ahead.
+   * target out sequentially; the writes still complete concurrently and reads run ahead.
    */
   inOrder?: boolean;
   onProgress?: ProgressCallback;
@@ -123,7 +123,7 @@ export async function convertImage(
   const align = Math.max(1, options.alignment ?? 65536);
   const compress = !!options.compress;
   const unitAlign = compress ? align : 1;
-  let chunk = Math.max(options.chunkSize ?? 4 << 20, align);
+  let chunk = Math.max(options.chunkSize ?? 2 << 20, align);
   chunk -= chunk % align;
   const parallel = Math.max(1, options.parallel ?? 4);
   const inOrder = options.inOrder ?? true;

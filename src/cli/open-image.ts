@@ -91,3 +91,31 @@ export async function allocatedSizeOf(file: IoBackend | undefined): Promise<numb
   }
   return undefined;
 }
+
+/**
+ * Runs `body`, then closes the devices `devices()` lists (in order, skipping `undefined`). A
+ * failure to close (a failed final flush) is reported only when `body` succeeded, so that it
+ * never hides the error that stopped the command.
+ */
+export async function closingAfter<T>(
+  devices: () => ReadonlyArray<{ close(): Promise<void> } | undefined>,
+  body: () => Promise<T>,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await body();
+  } catch (e) {
+    for (const d of devices()) await d?.close().catch(() => {});
+    throw e;
+  }
+  let failure: { error: unknown } | undefined;
+  for (const d of devices()) {
+    try {
+      await d?.close();
+    } catch (e) {
+      failure ??= { error: e };
+    }
+  }
+  if (failure) throw failure.error;
+  return result;
+}

@@ -58,7 +58,7 @@ describe.skipIf(!HAVE_QEMU)("vdisk convert", () => {
     identical("src.raw", "dirty.raw", "raw", "raw");
   });
 
-  it("errors: unknown format, missing source, bad -S, -c on raw", async () => {
+  it("errors: unknown format, missing source, bad -S, smaller -n target, -c on raw", async () => {
     expect(await vdisk("convert", "-O", "nope", t.path("src.raw"), t.path("x.img"))).toEqual({
       status: 1, stdout: "", stderr: "vdisk: Unknown file format 'nope'\n",
     });
@@ -68,6 +68,10 @@ describe.skipIf(!HAVE_QEMU)("vdisk convert", () => {
     const badS = await vdisk("convert", "-S", "1000", "-O", "raw", t.path("src.raw"), t.path("x.img"));
     expect(badS.status).toBe(1);
     expect(badS.stderr).toMatch(/^vdisk: Invalid buffer size for sparse output/);
+    writeFileSync(t.path("small.raw"), new Uint8Array(4096));
+    expect(await vdisk("convert", "-n", "-f", "raw", "-O", "raw", t.path("src.raw"), t.path("small.raw"))).toEqual({
+      status: 1, stdout: "", stderr: "vdisk: Error: the target image is smaller than the source\n",
+    });
     const c = await vdisk("convert", "-c", "-f", "raw", "-O", "raw", t.path("src.raw"), t.path("x.img"));
     expect(c).toEqual({ status: 1, stdout: "", stderr: "vdisk: Compression not supported for this file format\n" });
   });

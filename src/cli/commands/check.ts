@@ -10,7 +10,7 @@ import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
-import { openCliImage } from "../open-image.js";
+import { closingAfter, openCliImage } from "../open-image.js";
 import { toQemuJson, type QJson } from "../qemu-json.js";
 
 const SPECS = [
@@ -111,7 +111,7 @@ clusters found, 63 the format has no check.
       readOnly: !repair,
       warn: ctx.warn,
     });
-    try {
+    return closingAfter(() => [device], async () => {
       let outcome;
       try {
         outcome = await checkImage(device, repair);
@@ -133,8 +133,6 @@ clusters found, 63 the format has no check.
       }
       if (r.checkErrors > 0) throw new CliError("Check failed");
       return checkExitCode(r);
-    } finally {
-      await device.close();
-    }
+    });
   },
 };

@@ -8,7 +8,7 @@ import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
-import { openCliImage, type CliImage } from "../open-image.js";
+import { closingAfter, openCliImage, type CliImage } from "../open-image.js";
 import { progressPrinter } from "../progress.js";
 
 const SPECS = [
@@ -61,39 +61,39 @@ one must read as zeros. Exit codes: 0 identical, 1 different, 2 an image could n
     let a: CliImage | undefined;
     let b: CliImage | undefined;
     try {
-      a = await open(p1, optString(args, "a-format"));
-      b = await open(p2, optString(args, "b-format"));
-      let result;
-      try {
-        result = await compareImages(a.device, b.device, {
-          strict: optFlag(args, "strict"),
-          kernel: await cliKernel(),
-          onProgress: progress.update,
-          equal: (x, y) => Buffer.from(x.buffer, x.byteOffset, x.length).equals(Buffer.from(y.buffer, y.byteOffset, y.length)),
-        });
-      } catch (e) {
-        throw new CliError(errorText(e), 4, { cause: e });
-      }
-      switch (result.kind) {
-        case "size-mismatch":
-          say("Strict mode: Image size mismatch!\n");
-          return 1;
-        case "status-mismatch":
-          say(`Strict mode: Offset ${result.offset} block status mismatch!\n`);
-          return 1;
-        case "content-mismatch":
-          if (result.sizeMismatch) say("Warning: Image size mismatch!\n");
-          say(`Content mismatch at offset ${result.offset}!\n`);
-          return 1;
-        case "identical":
-          if (result.sizeMismatch) say("Warning: Image size mismatch!\n");
-          say("Images are identical.\n");
-          return 0;
-      }
+      return await closingAfter(() => [b?.device, a?.device], async () => {
+        a = await open(p1, optString(args, "a-format"));
+        b = await open(p2, optString(args, "b-format"));
+        let result;
+        try {
+          result = await compareImages(a.device, b.device, {
+            strict: optFlag(args, "strict"),
+            kernel: await cliKernel(),
+            onProgress: progress.update,
+            equal: (x, y) => Buffer.from(x.buffer, x.byteOffset, x.length).equals(Buffer.from(y.buffer, y.byteOffset, y.length)),
+          });
+        } catch (e) {
+          throw new CliError(errorText(e), 4, { cause: e });
+        }
+        switch (result.kind) {
+          case "size-mismatch":
+            say("Strict mode: Image size mismatch!\n");
+            return 1;
+          case "status-mismatch":
+            say(`Strict mode: Offset ${result.offset} block status mismatch!\n`);
+            return 1;
+          case "content-mismatch":
+            if (result.sizeMismatch) say("Warning: Image size mismatch!\n");
+            say(`Content mismatch at offset ${result.offset}!\n`);
+            return 1;
+          case "identical":
+            if (result.sizeMismatch) say("Warning: Image size mismatch!\n");
+            say("Images are identical.\n");
+            return 0;
+        }
+      });
     } finally {
       progress.done();
-      await b?.device.close();
-      await a?.device.close();
     }
   },
 };

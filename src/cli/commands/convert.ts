@@ -9,7 +9,7 @@ import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
-import { createCliImage, openCliImage, type CliImage } from "../open-image.js";
+import { closingAfter, createCliImage, openCliImage, type CliImage } from "../open-image.js";
 import { progressPrinter } from "../progress.js";
 import { joinedOptions, createOptionsHelp, parseSizeArg, requireFormat, splitCreateOptions, wantsOptionHelp } from "./create.js";
 
@@ -123,53 +123,50 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
     let src: CliImage | undefined;
     let dst: CliImage | undefined;
     try {
-      src = await openCliImage(srcPath, { format: optString(args, "format"), readOnly: true });
-      if (noCreate) {
-        dst = await openCliImage(dstPath, { format: outDriver.name, warn: ctx.warn });
-      } else {
-        const backing = backingFile ?? createOpts.backingFile;
-        if (backing !== undefined && !outDriver.supportsBacking) {
-          throw new CliError(`Backing file not supported for file format '${outDriver.name}'`);
+      await closingAfter(() => [dst?.device, src?.device], async () => {
+        src = await openCliImage(srcPath, { format: optString(args, "format"), readOnly: true });
+        if (noCreate) {
+          dst = await openCliImage(dstPath, { format: outDriver.name, warn: ctx.warn });
+        } else {
+          const backing = backingFile ?? createOpts.backingFile;
+          if (backing !== undefined && !outDriver.supportsBacking) {
+            throw new CliError(`Backing file not supported for file format '${outDriver.name}'`);
+          }
+          try {
+            dst = await createCliImage(dstPath, {
+              format: outDriver.name,
+              size: src.device.size,
+              options: createOpts.values,
+              backingFile: backing,
+              backingFormat: backingFormat ?? createOpts.backingFormat,
+              warn: ctx.warn,
+            });
+          } catch (e) {
+            throw new CliError(`${dstPath}: ${errorText(e)}`, 1, { cause: e });
+          }
         }
-        try {
-          dst = await createCliImage(dstPath, {
-            format: outDriver.name,
-            size: src.device.size,
-            options: createOpts.values,
-            backingFile: backing,
-            backingFormat: backingFormat ?? createOpts.backingFormat,
-            warn: ctx.warn,
-          });
-        } catch (e) {
-          throw new CliError(`${dstPath}: ${errorText(e)}`, 1, { cause: e });
+        const target = dst.device;
+        if (compress && target instanceof ImageDevice && !target.instance.writeCompressed) {
+          throw new CliError("Compression not supported for this file format");
         }
-      }
-      const target = dst.device;
-      if (compress && target instanceof ImageDevice && !target.instance.writeCompressed) {
-        throw new CliError("Compression not supported for this file format");
-      }
-      if (target.size < src.device.size) throw new CliError("Error: the target image is smaller than the source");
-      const hasBacking = target instanceof ImageDevice && target.backing !== undefined;
-      await convertImage(src.device, target, {
-        kernel,
-        sparseSize: sparse,
-        compress,
-        targetIsZero: noCreate ? targetIsZero : !hasBacking,
-        skipBacking: hasBacking && !noCreate,
-        alignment: target instanceof ImageDevice ? target.instance.allocationUnit : 65536,
-        chunkSize: CHUNK,
-        parallel,
-        // Raw targets have no allocation order to keep; others get a sequential layout.
-        inOrder: !optFlag(args, "out-of-order") && target.format !== "raw",
-        onProgress: progress.update,
+        if (target.size < src.device.size) throw new CliError("Error: the target image is smaller than the source");
+        const hasBacking = target instanceof ImageDevice && target.backing !== undefined;
+        await convertImage(src.device, target, {
+          kernel,
+          sparseSize: sparse,
+          compress,
+          targetIsZero: noCreate ? targetIsZero : !hasBacking,
+          skipBacking: hasBacking && !noCreate,
+          alignment: target instanceof ImageDevice ? target.instance.allocationUnit : 65536,
+          chunkSize: CHUNK,
+          parallel,
+          // Raw targets have no allocation order to keep; others get a sequential layout.
+          inOrder: !optFlag(args, "out-of-order") && target.format !== "raw",
+          onProgress: progress.update,
+        });
       });
     } finally {
       progress.done();
-      try {
-        await dst?.device.close();
-      } finally {
-        await src?.device.close();
-      }
     }
     return 0;
   },

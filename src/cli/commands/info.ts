@@ -8,7 +8,7 @@ import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
-import { allocatedSizeOf, combineBackingPath, openCliImage } from "../open-image.js";
+import { allocatedSizeOf, closingAfter, combineBackingPath, openCliImage } from "../open-image.js";
 import { infoHuman, infoJson } from "../print-info.js";
 import { toQemuJson } from "../qemu-json.js";
 
@@ -26,17 +26,15 @@ const MAX_CHAIN = 64;
 
 async function describe(path: string, format: string | undefined): Promise<ImageInfo> {
   const { device, files } = await openCliImage(path, { format, readOnly: true, noBacking: true });
-  try {
+  return closingAfter(() => [device], async () => {
     const backing = device instanceof ImageDevice ? device.instance.backing : undefined;
-    return await imageInfo(device, {
+    return imageInfo(device, {
       filename: path,
       actualSize: await allocatedSizeOf(files.get(path)),
       backing,
       resolveBacking: (name) => combineBackingPath(path, name),
     });
-  } finally {
-    await device.close();
-  }
+  });
 }
 
 /** `vdisk info`: qemu-img info: format, sizes, backing file, snapshots and format details. */

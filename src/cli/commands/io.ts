@@ -8,7 +8,7 @@ import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { UsageError } from "../errors.js";
-import { openCliImage } from "../open-image.js";
+import { closingAfter, openCliImage } from "../open-image.js";
 
 const SPECS = [
   HELP_OPTION,
@@ -48,7 +48,7 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
       warn: ctx.warn,
     });
     let ok = true;
-    try {
+    await closingAfter(() => [device], async () => {
       for (const c of cmds) {
         const r = await runIoCommand(device, c, {
           out: (l) => ctx.out(l + "\n"),
@@ -56,9 +56,7 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
         });
         ok &&= r;
       }
-    } finally {
-      await device.close();
-    }
+    });
     return ok ? 0 : 1;
   },
 };

@@ -8,7 +8,7 @@ import { optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
-import { openCliImage } from "../open-image.js";
+import { closingAfter, openCliImage } from "../open-image.js";
 
 const SPECS = [
   HELP_OPTION,
@@ -65,7 +65,7 @@ and where they are stored.
     const maxLength = sizeArg(optString(args, "max-length"), "max length");
     const path = args.operands[0];
     const { device } = await openCliImage(path, { format: optString(args, "format"), readOnly: true });
-    try {
+    await closingAfter(() => [device], async () => {
       const start = Math.min(startOffset, device.size);
       const length = Math.min(device.size - start, maxLength ?? Number.MAX_SAFE_INTEGER);
       if (output === "json") {
@@ -91,9 +91,7 @@ and where they are stored.
           }
         }
       }
-    } finally {
-      await device.close();
-    }
+    });
     return 0;
   },
 };

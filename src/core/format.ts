@@ -160,6 +160,14 @@ export interface FormatInstance {
    */
   readonly compressionUnit?: number;
   /**
+   * When true, the engine may hold several allocations at once: `allocate` can be called again
+   * (for a disjoint range) before an earlier allocation's `commit`, and the data writes between
+   * run concurrently. Allocations and commits themselves are still serialised. A driver sets it
+   * only when `allocate` reserves its host space immediately and `commit` touches nothing but
+   * the metadata of its own range.
+   */
+  readonly concurrentAllocation?: boolean;
+  /**
    * When true, a write into a range that reads as unallocated zeros (a `zero` mapping that is
    * not `allocated`) allocates nothing if the whole widened allocation unit stays all zeros:
    * the range already reads as the data written (GOW's zero-block rule).

@@ -8,7 +8,7 @@ import { readIntoZeroPadded } from "../io/helpers.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
-import type { Mapping } from "./mapping.js";
+import type { Allocation, Mapping } from "./mapping.js";
 import { Mutex } from "./mutex.js";
 
 /** Options of {@link ImageDevice}. */
@@ -44,6 +44,8 @@ export class ImageDevice implements BlockDevice {
   private readonly kernel: Kernel;
   private readonly maxParallel: number;
   private readonly allocLock = new Mutex();
+  /** Allocations whose data is being written outside the lock (`concurrentAllocation`). */
+  private readonly inFlight = new Set<InFlightAllocation>();
   private readonly guardFirstSector?: (newHead: Uint8Array) => void;
   private closed = false;
 
@@ -160,7 +162,7 @@ export class ImageDevice implements BlockDevice {
    */
   private async copyUp(start: number, length: number): Promise<void> {
     const end = start + length;
-    await this.allocLock.run(async () => {
+    await this.exclusive(async () => {
       let pos = start;
       while (pos < end) {
         const m = await this.mapping(pos, end - pos);
@@ -207,6 +209,8 @@ export class ImageDevice implements BlockDevice {
         throw new CorruptImageError(`${this.format} driver reports end of disk at ${offset + pos}`, {
           format: this.format,
         });
+      } else if (this.instance.concurrentAllocation) {
+        pos += await this.overlappedAllocatingWrite(offset + pos, data.subarray(pos));
       } else {
         pos += await this.allocLock.run(() => this.allocatingWrite(offset + pos, data.subarray(pos)));
       }
@@ -226,13 +230,53 @@ export class ImageDevice implements BlockDevice {
    * commits. Runs under the allocation lock. Returns the bytes of `data` consumed.
    */
   private async allocatingWrite(offset: number, data: Uint8Array): Promise<number> {
+    const p = await this.prepareAllocation(offset, data, false);
+    if (p.kind === "alloc") {
+      await p.alloc.mapping.file.write(p.alloc.mapping.fileOffset, p.buf);
+      await p.alloc.commit();
+    }
+    return p.kind === "wait" ? 0 : p.consumed;
+  }
+
+  /**
+   * The same for drivers with `concurrentAllocation`: the allocation and the commit run under
+   * the lock, the data write between them does not, so several allocating writes move data at
+   * once. A range with an allocation in flight is waited for, never allocated twice.
+   */
+  private async overlappedAllocatingWrite(offset: number, data: Uint8Array): Promise<number> {
+    for (;;) {
+      const p = await this.allocLock.run(() => this.prepareAllocation(offset, data, true));
+      if (p.kind === "wait") {
+        await p.until;
+        continue;
+      }
+      if (p.kind === "done") return p.consumed;
+      try {
+        await p.alloc.mapping.file.write(p.alloc.mapping.fileOffset, p.buf);
+        await this.allocLock.run(() => p.alloc.commit());
+      } finally {
+        // A failed data write leaves the allocation uncommitted: leaked space, never garbage.
+        this.inFlight.delete(p.entry!);
+        p.entry!.finish();
+      }
+      return p.consumed;
+    }
+  }
+
+  /**
+   * Runs under the allocation lock: maps `offset` again, writes in place when the range became
+   * writable meanwhile, else widens to allocation units, reads the widened head and tail, and
+   * allocates. With `track`, waits on (returns) an intersecting allocation in flight, and
+   * registers the new one.
+   */
+  private async prepareAllocation(offset: number, data: Uint8Array, track: boolean): Promise<PreparedAllocation> {
     const inst = this.instance;
     // Another writer may have allocated this range while we waited for the lock.
     const m = await this.mapping(offset, data.length);
     if (m.kind === "data" && !m.shared) {
       const len = Math.min(m.length, data.length);
       await m.file.write(m.fileOffset, data.subarray(0, len));
-      return len;
+      return { kind: "done", consumed: len };
     }
     if (m.kind === "eof") throw new RangeError(`write past the end of the disk at ${offset}`);
     if (!inst.allocate) {
@@ -244,6 +288,9 @@ export class ImageDevice implements BlockDevice {
     let runEnd = offset + Math.min(m.length, data.length);
     const aStart = offset - (offset % unit);
     let aEnd = Math.min(this.size, Math.ceil(runEnd / unit) * unit);
+    if (track) {
+      for (const f of this.inFlight) if (f.start < aEnd && aStart < f.end) return { kind: "wait", until: f.done };
+    }
     // Read what the widened head and tail hold now, before allocation changes the mapping.
     const head = offset > aStart ? await this.readPlain(aStart, offset - aStart) : undefined;
     let tail = aEnd > runEnd ? await this.readPlain(runEnd, aEnd - runEnd) : undefined;
@@ -260,7 +307,7 @@ export class ImageDevice implements BlockDevice {
       const k = this.kernel;
       const first = k.granuleRunEnd(full, 0, full.length, unit);
       const probe = Math.min(unit, full.length);
-      if (k.findNonZero(full, 0, probe) === probe) return Math.min(aStart + first, runEnd) - offset;
+      if (k.findNonZero(full, 0, probe) === probe) return { kind: "done", consumed: Math.min(aStart + first, runEnd) - offset };
       if (aStart + first < aEnd) {
         aEnd = aStart + first;
         runEnd = aEnd;
@@ -291,9 +338,14 @@ export class ImageDevice implements BlockDevice {
       buf.set(data.subarray(0, consumed), offset - aStart);
       if (tail && allocEnd > runEnd) buf.set(tail.subarray(0, allocEnd - runEnd), runEnd - aStart);
     }
-    await alloc.mapping.file.write(alloc.mapping.fileOffset, buf);
-    await alloc.commit();
-    return consumed;
+    let entry: InFlightAllocation | undefined;
+    if (track) {
+      let finish!: () => void;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      entry = { start: aStart, end: allocEnd, done, finish };
+      this.inFlight.add(entry);
+    }
+    return { kind: "alloc", consumed, alloc, buf, entry };
   }
 
   async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
@@ -314,7 +366,7 @@ export class ImageDevice implements BlockDevice {
       const alignedStart = Math.ceil(pos / unit) * unit;
       const alignedEnd = end === this.size ? end : end - (end % unit);
       if (this.instance.zeroRange && pos === alignedStart && alignedEnd > pos) {
-        const done = await this.allocLock.run(() => this.instance.zeroRange!(pos, alignedEnd - pos, !!options.unmap));
+        const done = await this.exclusive(() => this.instance.zeroRange!(pos, alignedEnd - pos, !!options.unmap));
         if (done > 0) {
           pos += done;
           continue;
@@ -334,7 +386,7 @@ export class ImageDevice implements BlockDevice {
     const start = Math.ceil(offset / unit) * unit;
     const end = offset + length === this.size ? this.size : Math.floor((offset + length) / unit) * unit;
     if (end > start && this.instance.discard) {
-      await this.allocLock.run(() => this.instance.discard!(start, end - start));
+      await this.exclusive(() => this.instance.discard!(start, end - start));
     }
   }
 
@@ -352,7 +404,7 @@ export class ImageDevice implements BlockDevice {
       const chunk = data.subarray(pos, pos + len);
       const whole = len === unit || offset + pos + len === this.size;
       const ok = whole &&
-        (await this.allocLock.run(() => this.instance.writeCompressed!(offset + pos, chunk)));
+        (await this.exclusive(() => this.instance.writeCompressed!(offset + pos, chunk)));
       if (!ok) await this.write(offset + pos, chunk);
       pos += len;
     }
@@ -371,7 +423,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
-    await this.allocLock.run(() => this.instance.resize!(newSize));
+    await this.exclusive(() => this.instance.resize!(newSize));
   }
 
   /**
@@ -388,7 +440,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
-    await this.allocLock.run(() => this.instance.setBacking!(ref));
+    await this.exclusive(() => this.instance.setBacking!(ref));
   }
 
   /**
@@ -399,13 +451,25 @@ export class ImageDevice implements BlockDevice {
     this.checkWritable("empty the image");
     if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
     if (!this.instance.makeEmpty) return false;
-    await this.allocLock.run(() => this.instance.makeEmpty!());
+    await this.exclusive(() => this.instance.makeEmpty!());
     return true;
+  }
+
+  /**
+   * Runs `fn` under the allocation lock once no allocation is in flight, so metadata operations
+   * (zeroing, discard, flush, check, close…) never interleave with a half-done allocating write.
+   */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      if (this.inFlight.size > 0) await Promise.all([...this.inFlight].map((f) => f.done));
+      const r = await this.allocLock.run(async () => (this.inFlight.size > 0 ? RETRY : { value: await fn() }));
+      if (r !== RETRY) return r.value;
+    }
   }
 
   async flush(): Promise<void> {
     if (this.closed) return;
-    await this.allocLock.run(() => this.instance.flush());
+    await this.exclusive(() => this.instance.flush());
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent> {
@@ -466,7 +530,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
-    return this.allocLock.run(() => this.instance.check!(repair));
+    return this.exclusive(() => this.instance.check!(repair));
   }
 
   info(): Promise<FormatInfo> {
@@ -476,7 +540,7 @@ export class ImageDevice implements BlockDevice {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.allocLock.run(() => this.instance.close());
+      await this.exclusive(() => this.instance.close());
     } finally {
       this.closed = true;
       if (this.backing) await this.backing.close();
@@ -490,3 +554,21 @@ function canMerge(a: Extent, b: Extent): boolean {
   if (a.fileOffset === undefined || b.fileOffset === undefined) return a.fileOffset === b.fileOffset;
   return a.fileOffset + a.length === b.fileOffset;
 }
+
+/** An allocation whose data write runs outside the allocation lock. */
+interface InFlightAllocation {
+  /** Guest range it covers (allocation-unit aligned). */
+  readonly start: number;
+  readonly end: number;
+  /** Settles when the allocation is committed or abandoned. */
+  readonly done: Promise<void>;
+  readonly finish: () => void;
+}
+
+/** What `prepareAllocation` decided. */
+type PreparedAllocation =
+  | { kind: "done"; consumed: number }
+  | { kind: "wait"; until: Promise<void> }
+  | { kind: "alloc"; consumed: number; alloc: Allocation; buf: Uint8Array; entry?: InFlightAllocation };
+
+const RETRY = Symbol("retry");

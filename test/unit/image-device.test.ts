@@ -129,3 +129,78 @@ describe("ImageDevice", () => {
     await expect(dev.read(4000, 100)).rejects.toBeInstanceOf(RangeError);
   });
 });
+
+describe("ImageDevice with concurrentAllocation", () => {
+  /** A toy format whose data writes take a while, so allocating writes really overlap. */
+  class SlowToy extends ToyInstance {
+    readonly concurrentAllocation = true;
+    active = 0;
+    maxActive = 0;
+    constructor(size: number, unit: number) {
+      super(size, unit);
+      const write = this.file.write.bind(this.file);
+      this.file.write = async (off: number, data: Uint8Array) => {
+        this.active++;
+        this.maxActive = Math.max(this.maxActive, this.active);
+        await new Promise((r) => setTimeout(r, 2));
+        await write(off, data);
+        this.active--;
+      };
+    }
+  }
+
+  it("overlaps data writes of different clusters and allocates each cluster once", async () => {
+    const toy = new SlowToy(16 * 4096, 4096);
+    const dev = new ImageDevice(toy, { readOnly: false, kernel: tsKernel, name: "toy" });
+    await Promise.all(Array.from({ length: 16 }, (_, i) => dev.write(i * 4096, new Uint8Array(4096).fill(i + 1))));
+    expect(toy.maxActive).toBeGreaterThan(1);
+    expect(toy.map.size).toBe(16);
+    expect(toy.commits.length).toBe(16);
+    for (let i = 0; i < 16; i++) expect((await dev.read(i * 4096 + 100, 1))[0]).toBe(i + 1);
+  });
+
+  it("never allocates one cluster twice when writes into it overlap in time", async () => {
+    const toy = new SlowToy(65536, 65536);
+    const dev = new ImageDevice(toy, { readOnly: false, kernel: tsKernel, name: "toy" });
+    const model = new Uint8Array(65536);
+    const r = rng(7);
+    const writes = Array.from({ length: 20 }, (_, i) => {
+      const off = Math.floor(r() * 60000);
+      const d = new Uint8Array(1 + Math.floor(r() * 4000)).fill(i + 1);
+      return { off, d };
+    });
+    // Non-overlapping byte ranges, so the final contents do not depend on completion order.
+    const used = new Uint8Array(65536);
+    const chosen = writes.filter(({ off, d }) => {
+      if (used.subarray(off, off + d.length).some((b) => b)) return false;
+      used.fill(1, off, off + d.length);
+      return true;
+    });
+    await Promise.all(chosen.map(({ off, d }) => dev.write(off, d)));
+    for (const { off, d } of chosen) model.set(d, off);
+    expect(toy.commits).toEqual([0]);
+    expect(Buffer.compare(await dev.read(0, 65536), model)).toBe(0);
+  });
+
+  it("flush() and writeZeroes() run only after an allocation in flight is committed", async () => {
+    const toy = new SlowToy(8 * 4096, 4096);
+    const dev = new ImageDevice(toy, { readOnly: false, kernel: tsKernel, name: "toy" });
+    const seen: Record<string, number> = {};
+    toy.flush = async () => {
+      seen.flush = toy.commits.length;
+    };
+    const zeroRange = toy.zeroRange.bind(toy);
+    toy.zeroRange = async (o: number, l: number) => {
+      seen.zero = toy.commits.length;
+      return zeroRange(o, l);
+    };
+    await dev.write(4096, new Uint8Array(4096).fill(9)); // cluster 1 holds data, so zeroing it is real work
+    const w = dev.write(0, new Uint8Array(4096).fill(5));
+    // Let the write reach its data write (allocated, not yet committed).
+    while (toy.active === 0) await new Promise((r) => setTimeout(r, 0));
+    await Promise.all([w, dev.flush(), dev.writeZeroes(4096, 4096)]);
+    expect(seen).toEqual({ flush: 2, zero: 2 });
+    expect((await dev.read(0, 1))[0]).toBe(5);
+    expect(toy.map.get(1)).toBe(-1);
+  });
+});

@@ -80,6 +80,13 @@ export class Qcow2Instance implements FormatInstance {
   readonly allocationUnit: number;
   /** Compressed clusters are whole clusters, also with extended L2 entries. */
   readonly compressionUnit: number;
+  /**
+   * allocate() reserves host clusters (refcounts written) and pins its L2 table at once, and
+   * commit() writes only its own entries, so data writes of several allocations may overlap.
+   * Not with extended L2: two subcluster allocations of one unallocated cluster would each
+   * take a fresh host cluster, and the engine tracks ranges in subclusters.
+   */
+  readonly concurrentAllocation: boolean;
   /** The backing file named by the header (changes with {@link setBacking}). */
   backing?: { name: string; format?: string };
   readonly file: IoBackend;
@@ -129,6 +136,7 @@ export class Qcow2Instance implements FormatInstance {
     this.subclusterSize = this.extendedL2 ? this.clusterSize / QCOW2_SUBCLUSTERS : this.clusterSize;
     this.allocationUnit = this.subclusterSize;
     this.compressionUnit = this.clusterSize;
+    this.concurrentAllocation = !this.extendedL2;
     this.corrupt = (p.header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) !== 0n;
     this.dataFile = p.dataFile;
     this.dataFileRaw = !!p.dataFile && (p.header.autoclearFeatures & QCOW2_AUTOCLEAR_DATA_FILE_RAW) !== 0n;

@@ -6,29 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
 import type { FileOpener, IoBackend } from "../../src/io/backend.js";
+import { firstDiff, pattern, rng } from "../helpers/random.js";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) out[i] = ((i * 131 + seed * 17) ^ (i >> 9)) & 0xff || 1;
-  return out;
-}
-
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
-  return -1;
-}
 
 async function expectModel(img: ImageDevice, model: Uint8Array): Promise<void> {
   const all = await img.read(0, img.size);

@@ -75,8 +75,14 @@ describe("qcow2 crash consistency", () => {
     const img = await openImageOn(fault, { format: "qcow2" });
     await img.write(0, new Uint8Array(10000).fill(1));
     await img.flush();
-    fault.failFromWrite(fault.mutationCount + 1);
+    // The data write itself fails: the write rejects.
+    fault.failFromWrite(fault.mutationCount);
     await expect(img.write(200000, new Uint8Array(50000).fill(2))).rejects.toMatchObject({ code: "ERR_IO" });
+    // The data lands but the metadata (written back at flush) does not: the flush rejects.
+    fault.failFromWrite(undefined);
+    await img.write(400000, new Uint8Array(50000).fill(3));
+    fault.failFromWrite(fault.mutationCount);
+    await expect(img.flush()).rejects.toMatchObject({ code: "ERR_IO" });
     const after = await openImageOn(await fault.replay({ ops: fault.mutationCount }), { format: "qcow2" });
     const c = await after.check();
     expect(c.corruptions).toBe(0);

@@ -74,11 +74,20 @@ describe("qcow2 header bookkeeping", () => {
   });
 
   it("a writable open of a dirty image rebuilds refcounts and clears the bit; read-only leaves it", async () => {
-    const mem = new MemoryBackend(await fresh("cluster_size=4k,lazy_refcounts=on"));
+    // Simulate a crash after the metadata was written back but before the dirty bit was
+    // cleared: keep the file's bytes as they were at the last flush that saw the bit set.
+    let crashed = new Uint8Array(0);
+    const mem = new (class extends MemoryBackend {
+      override async flush(): Promise<void> {
+        if (u64(this.bytes(), 72) & 1n) crashed = this.bytes().slice();
+        await super.flush();
+      }
+    })(await fresh("cluster_size=4k,lazy_refcounts=on"));
     const img = await openImageOn(mem, { format: "qcow2" });
     await img.write(0, new Uint8Array(50000).fill(3));
-    // Simulate a crash: take the bytes without flushing, then wipe the refcount block.
-    const crashed = mem.bytes().slice();
+    await img.flush();
+    expect(crashed.length).toBeGreaterThan(0);
+    // Then wipe the refcount block.
     crashed.fill(0, 2 * 4096 + 8, 3 * 4096);
     const ro = await openImageOn(new MemoryBackend(crashed.slice()), { format: "qcow2", readOnly: true });
     expect((await ro.info()).dirty).toBe(true);

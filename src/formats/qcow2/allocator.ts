@@ -83,10 +83,13 @@ export class Qcow2Allocator {
   }
 
   /**
-   * Drops one reference from the host clusters of each entry (after the entries are no longer
-   * reachable). Adjacent clusters are released in one update.
+   * Drops one reference from the host clusters of each entry once the entries are off the disk:
+   * the caller has replaced them in a cached L2 table, so the drops are queued
+   * ({@link Qcow2Refcounts.freeLater}) and applied after that table is written back. Adjacent
+   * clusters are released as one run.
    */
-  async release(entries: Iterable<Qcow2L2Entry>): Promise<void> {
+  release(entries: Iterable<Qcow2L2Entry>): void {
+    const cs = 2 ** this.clusterBits;
     let runStart = -1;
     let runLen = 0;
     for (const e of entries) {
@@ -95,24 +98,22 @@ export class Qcow2Allocator {
       if (!c) continue;
       if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) {
         // A compressed stream's clusters may be shared by neighbours; release them on their own.
-        if (runLen > 0) await this.refcounts.adjust(runStart, runLen, -1);
+        if (runLen > 0) this.refcounts.freeLater(runStart, runLen);
         runLen = 0;
-        await this.refcounts.adjust(c[0], c[1], -1);
-        const cs = 2 ** this.clusterBits;
-        if (this.compressedCursor !== 0 && Math.floor(this.compressedCursor / cs) >= c[0] &&
-          Math.floor(this.compressedCursor / cs) < c[0] + c[1] && (await this.refcounts.get(Math.floor(this.compressedCursor / cs))) === 0) {
-          this.compressedCursor = 0;
-        }
+        this.refcounts.freeLater(c[0], c[1]);
+        // The cluster the next stream would share may be about to become free: start afresh.
+        const cursorCluster = Math.floor(this.compressedCursor / cs);
+        if (this.compressedCursor !== 0 && cursorCluster >= c[0] && cursorCluster < c[0] + c[1]) this.compressedCursor = 0;
         continue;
       }
       if (runLen > 0 && c[0] === runStart + runLen) {
         runLen++;
       } else {
-        if (runLen > 0) await this.refcounts.adjust(runStart, runLen, -1);
+        if (runLen > 0) this.refcounts.freeLater(runStart, runLen);
         runStart = c[0];
         runLen = 1;
       }
     }
-    if (runLen > 0) await this.refcounts.adjust(runStart, runLen, -1);
+    if (runLen > 0) this.refcounts.freeLater(runStart, runLen);
   }
 }

@@ -446,6 +446,8 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
         res.leaksFixed++;
         res.leaks--;
       }
+      // The COPIED check below reads the stored refcounts from the file.
+      await inst.refcounts.writeBack();
     }
     await checkCopied(inst, res, await storedRefcounts(inst, first.t.nbClusters), repair === "all");
     await finishRepair(inst, res);

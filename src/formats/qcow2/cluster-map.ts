@@ -1,6 +1,7 @@
 /**
- * The guest-to-host map of qcow2: the active L1 table (in memory) and L2 tables (bounded
- * cache), entry decoding, and making an L2 table writable (allocation or copy-on-write).
+ * The guest-to-host map of qcow2: the active L1 table (in memory, written through) and L2
+ * tables (bounded write-back cache), entry decoding, and making an L2 table writable
+ * (allocation or copy-on-write).
  * @module
  */
 import type { IoBackend } from "../../io/backend.js";
@@ -158,9 +159,18 @@ export class Qcow2ClusterMap {
     }
   }
 
-  /** Writes entries `[from, to)` of a writable L2 table to disk in one write. */
-  async writeEntries(l2: Qcow2WritableL2, from: number, to: number): Promise<void> {
-    await this.file.write(l2.offset + from * this.entryBytes, l2.table.subarray(from * this.entryBytes, to * this.entryBytes));
+  /**
+   * Records that entries `[from, to)` of a writable L2 table changed. They reach the file at
+   * the next {@link writeBack}, which the owner runs only after the refcounts of every cluster
+   * the entries reference are on disk.
+   */
+  markEntries(l2: Qcow2WritableL2, from: number, to: number): void {
+    this.l2Cache.markDirty(l2.offset, from * this.entryBytes, to * this.entryBytes);
+  }
+
+  /** Writes every changed L2 table (no flush). Returns whether anything was written. */
+  writeBack(): Promise<boolean> {
+    return this.l2Cache.writeBack((off, bytes) => this.file.write(off, bytes));
   }
 
   /** Bumped whenever an L1 entry changes (for caches derived from the L1 table). */
@@ -194,6 +204,8 @@ export class Qcow2ClusterMap {
     this.l2Cache.insert(off, table);
     const held = this.hold(off, table);
     try {
+      // The table's refcount (in a cached block) reaches the file before the L1 entry does.
+      await refcounts.writeBack();
       await this.writeL1Entry(i, off);
       if (old !== 0) await refcounts.adjust(old / this.clusterSize, 1, -1);
     } catch (e) {

@@ -195,11 +195,12 @@ async function preallocateMetadata(inst: Qcow2Instance): Promise<void> {
           bmLo: inst.extendedL2 ? 0xffffffff : 0,
         });
       }
-      await map.writeEntries(l2, 0, n);
+      map.markEntries(l2, 0, n);
       lastEnd = host + n * cs;
     } finally {
       l2.release();
     }
+    await inst.writeBackIfFull();
   }
   // The data clusters read as zeros from the sparse tail.
   const data = inst.dataFile ?? inst.file;

@@ -64,6 +64,9 @@ export interface Qcow2InstanceParts {
 
 const ALL = QCOW2_EXTL2_ALL_ALLOC;
 
+/** Queued cluster runs to free before a write-back is forced (bounds the queue's memory). */
+const MAX_PENDING_FREES = 4096;
+
 /** Bits `[from, to)` of a 32-bit mask. */
 function bitRange(from: number, to: number): number {
   if (to <= from) return 0;
@@ -213,10 +216,43 @@ export class Qcow2Instance implements FormatInstance {
       throw new CorruptImageError("Cannot write qcow2 image: it was opened for repair only", { format: "qcow2" });
     }
     try {
-      return await fn();
+      const result = await fn();
+      await this.writeBackIfFull();
+      return result;
     } catch (e) {
       await this.onWriteError(e);
       throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------- metadata write-back
+
+  /**
+   * Writes the cached metadata changes in the order that keeps the image consistent at every
+   * point: refcount blocks first (every cluster a cached L2 entry references is then counted),
+   * a flush, the L2 tables, a flush, and only then the queued refcount drops of clusters those
+   * tables stopped referencing. A crash anywhere leaves at worst leaked clusters.
+   */
+  async writeBackMetadata(): Promise<void> {
+    const frees = this.refcounts.takePendingFrees();
+    try {
+      if (await this.refcounts.writeBack()) await this.file.flush();
+      if (await this.map.writeBack()) await this.file.flush();
+    } catch (e) {
+      for (const [first, count] of frees) this.refcounts.freeLater(first, count);
+      throw e;
+    }
+    if (frees.length === 0) return;
+    for (const [first, count] of frees) await this.refcounts.adjust(first, count, -1);
+    await this.refcounts.writeBack();
+  }
+
+  /** Writes back when a cache holds as many changed tables as it may keep (or many frees wait). */
+  async writeBackIfFull(): Promise<void> {
+    const map = this.map.l2Cache;
+    if (map.dirtyCount >= map.maxTables || this.refcounts.dirtyBlocks >= this.refcounts.cacheCapacity ||
+      this.refcounts.pendingFreeCount >= MAX_PENDING_FREES) {
+      await this.writeBackMetadata();
     }
   }
 
@@ -318,7 +354,7 @@ export class Qcow2Instance implements FormatInstance {
                 e.lo = (e.lo & ~QCOW2_OFLAG_ZERO_LO) >>> 0;
               }
               map.setEntry(l2.table, l2i0, e);
-              await map.writeEntries(l2, l2i0, l2i0 + 1);
+              map.markEntries(l2, l2i0, l2i0 + 1);
             } finally {
               l2.release();
             }
@@ -372,8 +408,8 @@ export class Qcow2Instance implements FormatInstance {
               }
               map.setEntry(l2.table, l2i0 + k, ne);
             }
-            await map.writeEntries(l2, l2i0, l2i0 + n);
-            await this.allocator.release(old);
+            map.markEntries(l2, l2i0, l2i0 + n);
+            this.allocator.release(old);
           } finally {
             l2.release();
           }
@@ -471,7 +507,7 @@ export class Qcow2Instance implements FormatInstance {
           e.bmLo = (e.bmLo & ~bits) >>> 0;
           e.bmHi = (e.bmHi | bits) >>> 0;
           this.map.setEntry(l2.table, i, e);
-          await this.map.writeEntries(l2, i, i + 1);
+          this.map.markEntries(l2, i, i + 1);
         } finally {
           l2.release();
         }
@@ -531,8 +567,8 @@ export class Qcow2Instance implements FormatInstance {
         if (first < 0) first = i;
         last = i;
       }
-      if (first >= 0) await this.map.writeEntries(l2, first, last + 1);
-      await this.allocator.release(freed);
+      if (first >= 0) this.map.markEntries(l2, first, last + 1);
+      this.allocator.release(freed);
     } finally {
       l2.release();
     }
@@ -587,8 +623,8 @@ export class Qcow2Instance implements FormatInstance {
         await this.file.write(host, packed);
         const [hi, lo] = qcow2EncodeCompressed(host, packed.length, this.clusterBits);
         this.map.setEntry(l2.table, l2i, { hi, lo, bmHi: 0, bmLo: 0 });
-        await this.map.writeEntries(l2, l2i, l2i + 1);
-        await this.allocator.release([old]);
+        this.map.markEntries(l2, l2i, l2i + 1);
+        this.allocator.release([old]);
       } finally {
         l2.release();
       }
@@ -641,6 +677,8 @@ export class Qcow2Instance implements FormatInstance {
           const table = new Uint8Array(clusters * cs);
           table.set(map.l1.subarray(0, map.l1Size * 8));
           await this.file.write(at, table);
+          // The new table's refcount reaches the file before the header points at it.
+          await this.refcounts.writeBack();
           await this.file.flush();
           const hdr = new Uint8Array(12);
           const dv = new DataView(hdr.buffer);
@@ -655,6 +693,7 @@ export class Qcow2Instance implements FormatInstance {
           if (old.clusters > 0) await this.refcounts.adjust(old.offset / cs, old.clusters, -1);
         }
       }
+      await this.writeBackMetadata();
       const sz = new Uint8Array(8);
       new DataView(sz.buffer).setBigUint64(0, BigInt(target));
       await this.file.write(24, sz);
@@ -703,6 +742,7 @@ export class Qcow2Instance implements FormatInstance {
     if (this.readOnly) return;
     // Guest data before the metadata that points at it.
     if (this.dataFile) await this.dataFile.flush();
+    await this.writeBackMetadata();
     await this.file.flush();
     if (this.dirtyByUs) {
       this.header.incompatibleFeatures &= ~QCOW2_INCOMPAT_DIRTY;
@@ -715,9 +755,17 @@ export class Qcow2Instance implements FormatInstance {
   /** Full consistency check; see `check.ts`. */
   async check(repair?: RepairMode): Promise<CheckResult> {
     if (repair && this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot repair qcow2 image: it is open read-only", { format: "qcow2" });
+    // The check reads the file: cached changes go there first.
+    if (!this.readOnly) await this.writeBackMetadata();
     this.inRepair = !!repair;
     try {
-      return await this.checkImpl(this, repair);
+      const result = await this.checkImpl(this, repair);
+      if (repair) {
+        await this.writeBackMetadata();
+        // A repair rewrites tables in the file: cached copies may be stale.
+        this.resetAfterRepair();
+      }
+      return result;
     } finally {
       this.inRepair = false;
     }

@@ -1,10 +1,13 @@
 /**
- * qcow2 refcounts: the refcount table (kept in memory), refcount blocks (bounded cache,
- * written through) and host cluster allocation at the end of the image.
+ * qcow2 refcounts: the refcount table (kept in memory, written through), refcount blocks
+ * (bounded write-back cache) and host cluster allocation at the end of the image.
  *
  * Ordering: a new cluster's refcount reaches the disk before anything references it, and a
- * cluster's refcount drops only after its last reference is gone, so a crash at any write
- * leaves at worst leaked clusters.
+ * cluster's refcount drops only after its last reference is gone from the disk, so a crash at
+ * any write leaves at worst leaked clusters. Changes to existing refcount blocks stay in the
+ * cache until {@link Qcow2Refcounts.writeBack}, which the owner calls before it writes any
+ * reference to a cluster allocated meanwhile; a drop whose reference lives in a cached L2 table
+ * waits in {@link Qcow2Refcounts.freeLater} until that table is on disk.
  * @module
  */
 import type { IoBackend } from "../../io/backend.js";
@@ -209,7 +212,7 @@ export class Qcow2Refcounts {
           }
           qcow2SetRefcount(b, i, this.order, v);
         }
-        await this.writeBlockRange(b, bOff, c - bi * per, stop - bi * per);
+        this.markRange(bOff, c - bi * per, stop - bi * per);
       } finally {
         this.blocks.unpin(bOff);
       }
@@ -218,11 +221,51 @@ export class Qcow2Refcounts {
     }
   }
 
-  private async writeBlockRange(b: Uint8Array, bOff: number, fromEntry: number, toEntry: number): Promise<void> {
+  /** Marks the bytes of entries `[fromEntry, toEntry)` of the cached block at `bOff` dirty. */
+  private markRange(bOff: number, fromEntry: number, toEntry: number): void {
     const bits = 1 << this.order;
-    const byteStart = Math.floor((fromEntry * bits) / 8);
-    const byteEnd = Math.ceil((toEntry * bits) / 8);
-    await this.file.write(bOff + byteStart, b.subarray(byteStart, byteEnd));
+    this.blocks.markDirty(bOff, Math.floor((fromEntry * bits) / 8), Math.ceil((toEntry * bits) / 8));
+  }
+
+  /**
+   * Writes every changed refcount block (no flush). After it, every cluster allocated so far
+   * has its refcount in the file and may be referenced. Returns whether anything was written.
+   */
+  writeBack(): Promise<boolean> {
+    return this.blocks.writeBack((off, bytes) => this.file.write(off, bytes));
+  }
+
+  /** Refcount blocks changed in memory only. */
+  get dirtyBlocks(): number {
+    return this.blocks.dirtyCount;
+  }
+
+  /** Most refcount blocks the cache keeps. */
+  get cacheCapacity(): number {
+    return this.blocks.maxTables;
+  }
+
+  private pendingFrees: Array<[number, number]> = [];
+
+  /**
+   * Queues one reference less on clusters `[first, first+count)`, to be applied by the owner
+   * once the metadata that dropped the reference is on disk ({@link takePendingFrees}). Until
+   * then the clusters count as used, so they are not handed out again.
+   */
+  freeLater(first: number, count: number): void {
+    if (count > 0) this.pendingFrees.push([first, count]);
+  }
+
+  /** Number of queued frees. */
+  get pendingFreeCount(): number {
+    return this.pendingFrees.length;
+  }
+
+  /** Hands the queued frees over (and forgets them): `[firstCluster, count]` runs. */
+  takePendingFrees(): Array<[number, number]> {
+    const f = this.pendingFrees;
+    this.pendingFrees = [];
+    return f;
   }
 
   /** True when clusters `[start, start+n)` all have refcount 0; else the first used index. */
@@ -315,13 +358,15 @@ export class Qcow2Refcounts {
         const b = this.blocks.pinWith(bOff, (await this.block(bi))!);
         try {
           for (let i = from; i < to; i++) qcow2SetRefcount(b, i, this.order, 1);
-          await this.writeBlockRange(b, bOff, from, to);
+          this.markRange(bOff, from, to);
         } finally {
           this.blocks.unpin(bOff);
         }
       }
     }
-    // 2. Link the new blocks: in place, or through a new, larger table.
+    // 2. Link the new blocks: in place, or through a new, larger table. The new blocks' own
+    // refcounts may sit in cached blocks: they reach the file before the table points there.
+    if (m > 0 || p.tableClusters > 0) await this.writeBack();
     if (m > 0) this.version++;
     if (p.tableClusters > 0) {
       const tOff = (start + m) * cs;
@@ -361,18 +406,15 @@ export class Qcow2Refcounts {
     return this.freeHint * this.clusterSize;
   }
 
-  /** Drops cached blocks (after a rebuild). */
-  resetCache(): void {
-    this.blocks.clear();
-  }
-
   /** Replaces the in-memory table after a rebuild wrote a new structure. */
   replaceTable(table: Uint8Array, loc: Qcow2RefcountTableLocation, fileSize: number): void {
     this.table = table;
     this.tableEntries = table.length / 8;
     this.location = { ...loc };
     this.version++;
-    this.blocks.clear();
+    // The old blocks are no longer part of the image: nothing of them may be written.
+    this.blocks.reset();
+    this.pendingFrees = [];
     this.freeHint = Math.ceil(fileSize / this.clusterSize);
   }
 }

@@ -3,7 +3,11 @@
 // in the same run, qcow2→raw and raw→qcow2. Run `npm run build` first.
 //
 //   node bench/convert.mjs [--size 4G | --quick] [--rounds 3] [--dir /dev/shm]
-//                          [--vdisk dist/cli/main.js] [--keep] [--cpu-prof DIR]
+//                          [--vdisk dist/cli/main.js] [--baseline OTHER/dist/cli/main.js]
+//                          [--keep] [--cpu-prof DIR]
+//
+// --baseline times a second vdisk build (another checkout) in the same rounds, for A/B
+// comparisons of a change; it is reported as its own line.
 //
 // --quick is --size 512M.
 //
@@ -32,6 +36,7 @@ const QUICK = argv.includes("--quick");
 const SIZE = parseSize(arg("size", QUICK ? "512M" : "4G"));
 const ROUNDS = Math.max(1, Number(arg("rounds", "3")));
 const VDISK = arg("vdisk", join(root, "dist", "cli", "main.js"));
+const BASELINE = arg("baseline", undefined);
 const KEEP = argv.includes("--keep");
 const PROF = arg("cpu-prof", undefined);
 const CLUSTER = 65536;
@@ -143,23 +148,25 @@ const cases = [
   { name: "qcow2→raw", src: qcow2, fmt: "qcow2", out: "raw" },
   { name: "raw→qcow2", src: raw, fmt: "raw", out: "qcow2" },
 ];
-const results = new Map(cases.map((c) => [c.name, { qemu: [], vdisk: [], qemuCpu: [], vdiskCpu: [], rss: [] }]));
+const results = new Map(cases.map((c) => [c.name, { qemu: [], vdisk: [], base: [], qemuCpu: [], vdiskCpu: [], baseCpu: [], rss: [] }]));
+const tools = BASELINE ? ["qemu", "vdisk", "base"] : ["qemu", "vdisk"];
 const dst = join(dir, "dst.img");
 const nodeArgs = PROF ? ["--cpu-prof", "--cpu-prof-dir", PROF] : [];
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const c of cases) {
-    const order = round % 2 === 0 ? ["qemu", "vdisk"] : ["vdisk", "qemu"];
+    // Rotate which tool goes first (with two tools: alternate).
+    const order = tools.map((_, i) => tools[(i + round) % tools.length]);
     for (const tool of order) {
       rmSync(dst, { force: true });
       const r = tool === "qemu"
         ? await timed("qemu-img", ["convert", "-f", c.fmt, "-O", c.out, c.src, dst])
-        : await timed(process.execPath, [...nodeArgs, VDISK, "convert", "-f", c.fmt, "-O", c.out, c.src, dst]);
+        : await timed(process.execPath, [...nodeArgs, tool === "base" ? BASELINE : VDISK, "convert", "-f", c.fmt, "-O", c.out, c.src, dst]);
       const res = results.get(c.name);
       res[tool].push(r.secs);
       res[`${tool}Cpu`].push(r.cpu);
-      if (tool === "vdisk") {
-        res.rss.push(r.peakKiB);
+      if (tool === "vdisk") res.rss.push(r.peakKiB);
+      if (tool !== "qemu") {
         if (round === 0) {
           const cmp = spawnSync("qemu-img", ["compare", "-f", c.fmt, "-F", c.out, c.src, dst], { encoding: "utf8" });
           if (cmp.status !== 0) {
@@ -190,6 +197,11 @@ for (const c of cases) {
       `${qc.toFixed(3).padStart(10)} s ${vc.toFixed(3).padStart(7)} s ${(vc / qc).toFixed(2).padStart(5)}x  ${rss.toFixed(0).padStart(6)} MiB` +
       `${v / q > 1.25 ? "  (above the 1.25x target)" : ""}${rss > 300 ? "  (above 300 MiB)" : ""}`,
   );
+  if (BASELINE) {
+    const b = median(r.base);
+    const bc = median(r.baseCpu);
+    console.log(`  baseline ${" ".repeat(10)} ${b.toFixed(3).padStart(7)} s ${(b / q).toFixed(2).padStart(6)}x ${" ".repeat(12)} ${bc.toFixed(3).padStart(7)} s ${(bc / qc).toFixed(2).padStart(5)}x   (vdisk/baseline ${(v / b).toFixed(2)}x)`);
+  }
 }
 if (!KEEP) rmSync(dir, { recursive: true, force: true });
 else console.log(`kept ${dir}`);

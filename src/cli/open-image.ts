@@ -6,7 +6,7 @@
  */
 import type { ImageDevice } from "../core/image-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
-import { NodeFileBackend, createImage, openImage } from "../node.js";
+import { NodeFileBackend, createImage, openImage, type NodeFileOptions } from "../node.js";
 import type { CreateImageOptions } from "../core/open.js";
 import { openError } from "./errors.js";
 
@@ -23,10 +23,16 @@ export function combineBackingPath(base: string, name: string): string {
 /** Files opened on behalf of one image, by the name they were opened under. */
 export type OpenedFiles = Map<string, NodeFileBackend>;
 
+/**
+ * The CLI's files do blocking I/O: a CLI process does nothing else meanwhile, and a request
+ * then costs no round trip through libuv's thread pool (see {@link NodeFileOptions.blocking}).
+ */
+const BLOCKING = true;
+
 function recordingOpener(files: OpenedFiles): FileOpener {
   return async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
-    const f = await NodeFileBackend.open(path, { readOnly: !req.writable && !req.create, create: req.create });
+    const f = await NodeFileBackend.open(path, { readOnly: !req.writable && !req.create, create: req.create, blocking: BLOCKING });
     files.set(path, f);
     return f;
   };
@@ -39,6 +45,8 @@ export interface CliOpenOptions {
   /** Open without the backing chain (`info`, unsafe operations). */
   noBacking?: boolean;
   warn?: (message: string) => void;
+  /** Flush behaviour of the top image's file (`-t`); default `"writeback"`. */
+  cache?: NodeFileOptions["cache"];
 }
 
 /** An image opened by the CLI with the files of its chain. */
@@ -52,7 +60,7 @@ export interface CliImage {
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
-    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly });
+    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: BLOCKING, cache: options.cache });
     files.set(path, top);
     const device = await openImage(top, {
       format: options.format,
@@ -68,13 +76,17 @@ export async function openCliImage(path: string, options: CliOpenOptions = {}): 
   }
 }
 
-/** Creates `path` (truncating it) as a new image and opens it read-write. */
+/**
+ * Creates `path` (truncating it) as a new image and opens it read-write; `cache` sets the flush
+ * behaviour of its file (default `"writeback"`).
+ */
 export async function createCliImage(
   path: string,
   options: Omit<CreateImageOptions, "openFile" | "backing">,
+  cache?: NodeFileOptions["cache"],
 ): Promise<CliImage> {
   const files: OpenedFiles = new Map();
-  const top = await NodeFileBackend.open(path, { create: true });
+  const top = await NodeFileBackend.open(path, { create: true, blocking: BLOCKING, cache });
   files.set(path, top);
   const device = await createImage(top, { ...options, backing: "any", openFile: recordingOpener(files) });
   return { device, files };

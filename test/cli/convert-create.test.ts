@@ -74,6 +74,17 @@ describe.skipIf(!HAVE_QEMU)("vdisk convert", () => {
     });
     const c = await vdisk("convert", "-c", "-f", "raw", "-O", "raw", t.path("src.raw"), t.path("x.img"));
     expect(c).toEqual({ status: 1, stdout: "", stderr: "vdisk: Compression not supported for this file format\n" });
+    expect(await vdisk("convert", "-t", "bogus", "-f", "raw", "-O", "raw", t.path("src.raw"), t.path("x.img"))).toEqual({
+      status: 1, stdout: "", stderr: "vdisk: Invalid cache option: bogus\n",
+    });
+  });
+
+  it("-t takes qemu-img's cache modes; the output is the same with each", async () => {
+    for (const mode of ["unsafe", "writeback", "none", "writethrough", "directsync"]) {
+      const r = await vdisk("convert", "-t", mode, "-T", "writeback", "-f", "raw", "-O", "raw", t.path("src.raw"), t.path(`t-${mode}.raw`));
+      expect(r, mode).toEqual({ status: 0, stdout: "", stderr: "" });
+      identical("src.raw", `t-${mode}.raw`, "raw", "raw");
+    }
   });
 
   describe.skipIf(!HAVE_QCOW2)("qcow2", () => {

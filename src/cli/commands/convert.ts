@@ -45,12 +45,31 @@ const MAX_SPARSE = 16 << 20;
 /** Bytes per read request. */
 const CHUNK = 2 << 20;
 
+/**
+ * The target's flush behaviour for a `-t` mode. qemu-img's default for convert is `unsafe` (no
+ * flush: the kernel writes the data back in its own time). vdisk has no O_DIRECT, so the other
+ * modes all mean "flushed to disk before convert exits".
+ */
+function targetCache(mode: string | undefined): "writeback" | "unsafe" {
+  switch (mode ?? "unsafe") {
+    case "unsafe":
+      return "unsafe";
+    case "writeback":
+    case "none":
+    case "writethrough":
+    case "directsync":
+      return "writeback";
+    default:
+      throw new CliError(`Invalid cache option: ${mode}`);
+  }
+}
+
 /** `vdisk convert`: qemu-img convert: copy an image into another format, sparsely. */
 export const convertCommand: Command = {
   name: "convert",
-  synopsis: "convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n] [-p] [-q] SRC DST",
+  synopsis: "convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n] [-t CACHE] [-p] [-q] SRC DST",
   help: `usage: vdisk convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n]
-                     [-p] [-q] [-m N] [-W] [--target-is-zero] SRC DST
+                     [-t CACHE] [-p] [-q] [-m N] [-W] [--target-is-zero] SRC DST
 
 Copies the guest contents of SRC (with its backing chain) into DST, creating DST unless -n.
 Unallocated and zero ranges of SRC are not written, so DST stays sparse.
@@ -69,7 +88,10 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
   -W, --out-of-order        allow writes out of guest order
   -p, --progress            show progress
   -q, --quiet               print nothing but errors
-  -t, -T, -U, -C, -r        accepted for qemu-img compatibility
+  -t, --cache MODE          DST's cache mode: unsafe (default, as qemu-img: DST is not flushed
+                            to disk; the kernel writes it back later), writeback, none,
+                            writethrough or directsync (all: DST is flushed before exit)
+  -T, -U, -C, -r            accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
     const args = parseCommandArgs(this, argv, SPECS, ctx);
@@ -108,6 +130,7 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
         throw new CliError("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
       }
     }
+    const cache = targetCache(optString(args, "cache"));
     const backingFile = optString(args, "backing");
     const backingFormat = optString(args, "backing-format");
     if (backingFile !== undefined && noCreate) throw new CliError("-B makes no sense when not creating the target (-n)");
@@ -126,7 +149,7 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
       await closingAfter(() => [dst?.device, src?.device], async () => {
         src = await openCliImage(srcPath, { format: optString(args, "format"), readOnly: true });
         if (noCreate) {
-          dst = await openCliImage(dstPath, { format: outDriver.name, warn: ctx.warn });
+          dst = await openCliImage(dstPath, { format: outDriver.name, warn: ctx.warn, cache });
         } else {
           const backing = backingFile ?? createOpts.backingFile;
           if (backing !== undefined && !outDriver.supportsBacking) {
@@ -140,7 +163,7 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
               backingFile: backing,
               backingFormat: backingFormat ?? createOpts.backingFormat,
               warn: ctx.warn,
-            });
+            }, cache);
           } catch (e) {
             throw new CliError(`${dstPath}: ${errorText(e)}`, 1, { cause: e });
           }

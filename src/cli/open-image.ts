@@ -24,15 +24,19 @@ export function combineBackingPath(base: string, name: string): string {
 export type OpenedFiles = Map<string, NodeFileBackend>;
 
 /**
- * The CLI's files do blocking I/O: a CLI process does nothing else meanwhile, and a request
- * then costs no round trip through libuv's thread pool (see {@link NodeFileOptions.blocking}).
+ * Whether the CLI reads a file with blocking I/O: files it only reads, yes — the process does
+ * nothing else meanwhile, and a read of cached data then costs no round trip through libuv's
+ * thread pool (see {@link NodeFileOptions.blocking}); files it writes, no — their writes stay
+ * on the thread pool, where fresh pages are allocated (and written back) on several cores at
+ * once. Measured on tmpfs (BENCHMARKING.md), this mix beat both all-blocking and all-pooled.
  */
-const BLOCKING = true;
+const blockingFor = (readOnly: boolean | undefined): boolean => !!readOnly;
 
 function recordingOpener(files: OpenedFiles): FileOpener {
   return async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
-    const f = await NodeFileBackend.open(path, { readOnly: !req.writable && !req.create, create: req.create, blocking: BLOCKING });
+    const readOnly = !req.writable && !req.create;
+    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blockingFor(readOnly) });
     files.set(path, f);
     return f;
   };
@@ -60,7 +64,7 @@ export interface CliImage {
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
-    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: BLOCKING, cache: options.cache });
+    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
     files.set(path, top);
     const device = await openImage(top, {
       format: options.format,
@@ -86,7 +90,7 @@ export async function createCliImage(
   cache?: NodeFileOptions["cache"],
 ): Promise<CliImage> {
   const files: OpenedFiles = new Map();
-  const top = await NodeFileBackend.open(path, { create: true, blocking: BLOCKING, cache });
+  const top = await NodeFileBackend.open(path, { create: true, cache });
   files.set(path, top);
   const device = await createImage(top, { ...options, backing: "any", openFile: recordingOpener(files) });
   return { device, files };

@@ -742,7 +742,13 @@ export class Qcow2Instance implements FormatInstance {
     if (this.readOnly) return;
     // Guest data before the metadata that points at it.
     if (this.dataFile) await this.dataFile.flush();
-    await this.writeBackMetadata();
+    try {
+      await this.writeBackMetadata();
+    } catch (e) {
+      // A corrupt refcount met while applying queued frees marks the image, as any write does.
+      await this.onWriteError(e);
+      throw e;
+    }
     await this.file.flush();
     if (this.dirtyByUs) {
       this.header.incompatibleFeatures &= ~QCOW2_INCOMPAT_DIRTY;

@@ -8,6 +8,9 @@
 //
 // --baseline times a second vdisk build (another checkout) in the same rounds, for A/B
 // comparisons of a change; it is reported as its own line.
+// --no-prewarm skips writing and deleting a scratch file as large as the output's data right
+// before each timed run (see BENCHMARKING.md: this VM hands freed memory back to its host
+// within seconds, and a run that must fault it back in pays up to several times over).
 //
 // --quick is --size 512M.
 //
@@ -37,6 +40,7 @@ const SIZE = parseSize(arg("size", QUICK ? "512M" : "4G"));
 const ROUNDS = Math.max(1, Number(arg("rounds", "3")));
 const VDISK = arg("vdisk", join(root, "dist", "cli", "main.js"));
 const BASELINE = arg("baseline", undefined);
+const PREWARM = !argv.includes("--no-prewarm");
 const KEEP = argv.includes("--keep");
 const PROF = arg("cpu-prof", undefined);
 const CLUSTER = 65536;
@@ -112,6 +116,16 @@ const qcow2 = join(dir, "src.qcow2");
 
 const hasTime = existsSync("/usr/bin/time");
 
+/** Writes and deletes `bytes` of scratch data in `dir`, so that free memory is at hand. */
+function prewarm(bytes) {
+  const path = join(dir, "prewarm.tmp");
+  const chunk = new Uint8Array(16 << 20).fill(1);
+  const fd = openSync(path, "w");
+  for (let at = 0; at < bytes; at += chunk.length) writeSync(fd, chunk, 0, chunk.length, at);
+  closeSync(fd);
+  rmSync(path);
+}
+
 /** Runs a command, returns wall seconds, CPU seconds (user+sys, with /usr/bin/time) and peak RSS in KiB. */
 function timed(cmd, args, env) {
   return new Promise((resolve, reject) => {
@@ -159,6 +173,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const order = tools.map((_, i) => tools[(i + round) % tools.length]);
     for (const tool of order) {
       rmSync(dst, { force: true });
+      if (PREWARM) prewarm(SIZE / 2);
       const r = tool === "qemu"
         ? await timed("qemu-img", ["convert", "-f", c.fmt, "-O", c.out, c.src, dst])
         : await timed(process.execPath, [...nodeArgs, tool === "base" ? BASELINE : VDISK, "convert", "-f", c.fmt, "-O", c.out, c.src, dst]);
@@ -183,7 +198,7 @@ rmSync(dst, { force: true });
 
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const load = (await import("node:os")).loadavg().map((x) => x.toFixed(1)).join(" ");
-console.log(`\nconvert, ${(SIZE / 2 ** 30).toFixed(2)} GiB, ${ROUNDS} rounds, medians (load average ${load} on ${(await import("node:os")).cpus().length} CPUs):`);
+console.log(`\nconvert, ${(SIZE / 2 ** 30).toFixed(2)} GiB, ${ROUNDS} rounds${PREWARM ? ", prewarmed" : ""}, medians (load average ${load} on ${(await import("node:os")).cpus().length} CPUs):`);
 console.log("case        qemu-img     vdisk   ratio   cpu: qemu-img    vdisk  ratio   vdisk peak RSS");
 for (const c of cases) {
   const r = results.get(c.name);

@@ -2,15 +2,15 @@
 // Convert benchmark: `vdisk convert` (the built bin) against `qemu-img convert` on the same files
 // in the same run, qcow2→raw and raw→qcow2. Run `npm run build` first.
 //
-//   node bench/convert.mjs [--size 4G | --quick] [--rounds 3] [--dir /dev/shm]
+//   node bench/convert.mjs [--size 4G | --quick] [--rounds 11] [--dir /dev/shm]
 //                          [--vdisk dist/cli/main.js] [--baseline OTHER/dist/cli/main.js]
-//                          [--keep] [--cpu-prof DIR]
+//                          [--prewarm] [--keep] [--cpu-prof DIR]
 //
 // --baseline times a second vdisk build (another checkout) in the same rounds, for A/B
 // comparisons of a change; it is reported as its own line.
-// --no-prewarm skips writing and deleting a scratch file as large as the output's data right
-// before each timed run (see BENCHMARKING.md: this VM hands freed memory back to its host
-// within seconds, and a run that must fault it back in pays up to several times over).
+// --prewarm writes and deletes a scratch file as large as the output's data right before each
+// timed run (an attempt at keeping free memory at hand on a VM that hands freed memory back to
+// its host within seconds; it made every run slower here — see BENCHMARKING.md, "Noise").
 //
 // --quick is --size 512M.
 //
@@ -37,10 +37,10 @@ const parseSize = (t) => {
 };
 const QUICK = argv.includes("--quick");
 const SIZE = parseSize(arg("size", QUICK ? "512M" : "4G"));
-const ROUNDS = Math.max(1, Number(arg("rounds", "3")));
+const ROUNDS = Math.max(1, Number(arg("rounds", "11")));
 const VDISK = arg("vdisk", join(root, "dist", "cli", "main.js"));
 const BASELINE = arg("baseline", undefined);
-const PREWARM = !argv.includes("--no-prewarm");
+const PREWARM = argv.includes("--prewarm");
 const KEEP = argv.includes("--keep");
 const PROF = arg("cpu-prof", undefined);
 const CLUSTER = 65536;

@@ -134,26 +134,30 @@ export class Qcow2TableCache {
    */
   async writeBack(write: Qcow2TableWriter): Promise<boolean> {
     if (this.dirty === 0) return false;
-    const jobs: Array<{ offset: number; from: number; to: number; bytes: Uint8Array }> = [];
+    const jobs: Array<{ slot: Slot; offset: number; from: number; to: number; bytes: Uint8Array }> = [];
     for (const [offset, s] of this.slots) {
       if (s.dirtyTo <= s.dirtyFrom) continue;
-      jobs.push({ offset, from: s.dirtyFrom, to: s.dirtyTo, bytes: s.table.slice(s.dirtyFrom, s.dirtyTo) });
+      jobs.push({ slot: s, offset, from: s.dirtyFrom, to: s.dirtyTo, bytes: s.table.slice(s.dirtyFrom, s.dirtyTo) });
       s.dirtyFrom = s.dirtyTo = 0;
+      // Pinned until its write has landed: evicted earlier, a reader could reload the old bytes.
+      s.pins++;
     }
     this.dirty = 0;
     // Ascending file offsets: the writes land in one sweep.
     jobs.sort((a, b) => a.offset - b.offset);
-    let failure: unknown;
+    let failure: { error: unknown } | undefined;
     for (const j of jobs) {
       try {
         await write(j.offset + j.from, j.bytes);
       } catch (e) {
-        failure ??= e;
-        if (this.slots.has(j.offset)) this.markDirty(j.offset, j.from, j.to);
+        failure ??= { error: e };
+        if (this.slots.get(j.offset) === j.slot) this.markDirty(j.offset, j.from, j.to);
+      } finally {
+        j.slot.pins--;
       }
     }
     this.evict();
-    if (failure !== undefined) throw failure;
+    if (failure) throw failure.error;
     return jobs.length > 0;
   }
 

@@ -44,7 +44,11 @@ export class NodeFileBackend implements IoBackend {
     readonly name: string,
     private readonly fd: number,
     writable: boolean,
-    private readonly blocking: boolean,
+    /**
+     * Blocking reads and writes (see {@link NodeFileOptions.blocking}). May be changed between
+     * requests: a caller that learns more about its workload after opening can switch.
+     */
+    public blocking: boolean,
     private readonly unsafeFlush: boolean,
   ) {
     this.capabilities = { writable, sparse: true };

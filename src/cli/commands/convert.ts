@@ -174,6 +174,12 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
         }
         if (target.size < src.device.size) throw new CliError("Error: the target image is smaller than the source");
         const hasBacking = target instanceof ImageDevice && target.backing !== undefined;
+        // Blocking source reads save a thread-pool round trip each, but the main thread then
+        // cannot take a write's completion while it reads: a win when the target's writes
+        // overlap (raw, qcow2), a loss when each allocating write must finish before the next
+        // starts (measured: raw→vpc median 3.0 s blocking against 1.9 s pooled).
+        const overlapping = target.format === "raw" || (target instanceof ImageDevice && !!target.instance.concurrentAllocation);
+        for (const f of src.files.values()) f.blocking = overlapping;
         await convertImage(src.device, target, {
           kernel,
           sparseSize: sparse,

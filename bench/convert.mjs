@@ -4,13 +4,15 @@
 //
 //   node bench/convert.mjs [--size 4G | --quick] [--rounds 11] [--dir /dev/shm]
 //                          [--vdisk dist/cli/main.js] [--baseline OTHER/dist/cli/main.js]
-//                          [--prewarm] [--keep] [--cpu-prof DIR]
+//                          [--prewarm] [--settle SECONDS] [--keep] [--cpu-prof DIR]
 //
 // --baseline times a second vdisk build (another checkout) in the same rounds, for A/B
 // comparisons of a change; it is reported as its own line.
 // --prewarm writes and deletes a scratch file as large as the output's data right before each
 // timed run (an attempt at keeping free memory at hand on a VM that hands freed memory back to
 // its host within seconds; it made every run slower here — see BENCHMARKING.md, "Noise").
+// --settle S waits S seconds before each timed run (after the previous output was deleted), so
+// that every run starts after the VM has handed the freed memory back: the same state for all.
 //
 // --quick is --size 512M.
 //
@@ -41,6 +43,7 @@ const ROUNDS = Math.max(1, Number(arg("rounds", "11")));
 const VDISK = arg("vdisk", join(root, "dist", "cli", "main.js"));
 const BASELINE = arg("baseline", undefined);
 const PREWARM = argv.includes("--prewarm");
+const SETTLE = Number(arg("settle", "0"));
 const KEEP = argv.includes("--keep");
 const PROF = arg("cpu-prof", undefined);
 const CLUSTER = 65536;
@@ -174,6 +177,7 @@ for (let round = 0; round < ROUNDS; round++) {
     for (const tool of order) {
       rmSync(dst, { force: true });
       if (PREWARM) prewarm(SIZE / 2);
+      if (SETTLE > 0) await new Promise((r) => setTimeout(r, SETTLE * 1000));
       const r = tool === "qemu"
         ? await timed("qemu-img", ["convert", "-f", c.fmt, "-O", c.out, c.src, dst])
         : await timed(process.execPath, [...nodeArgs, tool === "base" ? BASELINE : VDISK, "convert", "-f", c.fmt, "-O", c.out, c.src, dst]);
@@ -198,7 +202,7 @@ rmSync(dst, { force: true });
 
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const load = (await import("node:os")).loadavg().map((x) => x.toFixed(1)).join(" ");
-console.log(`\nconvert, ${(SIZE / 2 ** 30).toFixed(2)} GiB, ${ROUNDS} rounds${PREWARM ? ", prewarmed" : ""}, medians (load average ${load} on ${(await import("node:os")).cpus().length} CPUs):`);
+console.log(`\nconvert, ${(SIZE / 2 ** 30).toFixed(2)} GiB, ${ROUNDS} rounds${PREWARM ? ", prewarmed" : ""}${SETTLE > 0 ? `, ${SETTLE} s settle` : ""}, medians (load average ${load} on ${(await import("node:os")).cpus().length} CPUs):`);
 console.log("case        qemu-img     vdisk   ratio   cpu: qemu-img    vdisk  ratio   vdisk peak RSS");
 for (const c of cases) {
   const r = results.get(c.name);

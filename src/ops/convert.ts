@@ -34,7 +34,7 @@ export interface ConvertOptions {
   alignment?: number;
   /** Bytes read per request. Default 2 MiB (rounded down to a multiple of `alignment`). */
   chunkSize?: number;
-  /** Requests in flight (buffers in use). Default 4. */
+  /** Requests in flight (buffers in use). Default 2: one read ahead while the other is written. */
   parallel?: number;
   /**
    * Issue writes in guest order (default true), so formats that allocate on write lay the
@@ -125,7 +125,7 @@ export async function convertImage(
   const unitAlign = compress ? align : 1;
   let chunk = Math.max(options.chunkSize ?? 2 << 20, align);
   chunk -= chunk % align;
-  const parallel = Math.max(1, options.parallel ?? 4);
+  const parallel = Math.max(1, options.parallel ?? 2);
   const inOrder = options.inOrder ?? true;
   const zeroTarget = !!options.targetIsZero;
   const stats: ConvertStats = { dataBytes: 0, zeroedBytes: 0, skippedBytes: 0, readBytes: 0 };

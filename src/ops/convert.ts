@@ -200,7 +200,7 @@ export async function convertImage(
     for (;;) {
       const due = startedAt + ((admitted - bytes) / rate) * 1000 - Date.now();
       if (due <= 0 || failure) return;
-      await new Promise((r) => setTimeout(r, Math.min(due, 50)));
+      await new Promise<void>((r) => setTimeout(() => r(), Math.min(due, 50)));
     }
   };
   const waitForSlot = async (bytes = 0): Promise<void> => {

@@ -157,7 +157,7 @@ export class QcowTables extends TwoLevelTables {
       }
       const z = await readExact(this.file, t.fileOffset, t.compressedSize, "compressed cluster", "qcow");
       cluster = new Uint8Array(cs);
-      inflateQcowCluster(z, cluster, t.fileOffset);
+      await inflateQcowCluster(z, cluster, t.fileOffset);
       this.inflated = { key: t.fileOffset, data: cluster };
     }
     const from = offset - t.guestCluster;
@@ -231,7 +231,7 @@ export class QcowTables extends TwoLevelTables {
       cluster = new Uint8Array(cs);
       cluster.set(data);
     }
-    const z = deflateQcowCluster(cluster, cs);
+    const z = await deflateQcowCluster(cluster, cs);
     if (!z) return false;
     const endBefore = this.fileEnd;
     const t = await this.tableForWrite(l1i);

@@ -49,7 +49,14 @@ export interface BlockDevice {
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Makes `[offset, offset+length)` read as zeros, cheaply where the format can. */
   writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void>;
-  /** Releases space; afterwards the range reads as the format defines (zeros or backing data). */
+  /**
+   * Releases the space of the whole allocation units inside the range (partial units at its
+   * edges stay as they are). Discard may not change what the guest reads unless the format can
+   * represent that state: a released unit reads as zeros where the format can record that, and
+   * otherwise stays allocated with its data (qcow2 version 2 over a backing file has no zero
+   * clusters). It never makes a range read the backing file's data instead of what the guest
+   * wrote, as with qemu.
+   */
   discard(offset: number, length: number): Promise<void>;
   /** Writes whole allocation units compressed where the format supports it (convert -c). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void>;

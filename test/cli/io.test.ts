@@ -42,6 +42,8 @@ describe.skipIf(!HAVE_QEMU)("vdisk io matches qemu-io", () => {
     await same("raw", "base.raw", ["read -P 0xab 0 64k", "read 1 1k", "read 1.5k 0x200"]);
     await same("raw", "base.raw", ["read -P 0xac 0 64k", "read 0 512"]);
     await same("raw", "base.raw", ["read -P 0 64k 4k"]);
+    // qemu-iotests pass cache and AIO modes to qemu-io; vdisk accepts and ignores them.
+    await same("raw", "base.raw", ["read -P 0xab 0 4k"], ["--cache", "writeback", "--aio", "threads", "-i", "native", "-t", "none"]);
   });
 
   it("write with a pattern, the default pattern, zeroes, discard and flush", async () => {

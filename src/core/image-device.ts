@@ -444,6 +444,8 @@ export class ImageDevice implements BlockDevice {
    * clusters where the format has them, written zeros otherwise — so a crash between the two
    * leaves an image that opens and checks clean but may read backing data there. Without a
    * backing image (or with a shorter one) the range reads as the format defines, as with qemu.
+   * Run it with no other I/O on the device: a write into the new range before the zeroing ends
+   * may be zeroed.
    */
   async resize(newSize: number): Promise<void> {
     this.checkWritable("resize");

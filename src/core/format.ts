@@ -160,7 +160,13 @@ export interface FormatInstance {
    * the engine then writes zeros).
    */
   zeroRange?(offset: number, length: number, unmap: boolean): Promise<number>;
-  /** Releases whole units; reads then return zeros or backing data as the format defines. */
+  /**
+   * Releases whole units. Discard may not change what the guest reads unless the format can
+   * represent that state: each unit afterwards reads as zeros (a zero cluster, a zero block, or
+   * unallocated space in an image without a backing file) or, where the format cannot record
+   * that, stays allocated with its data. A unit must never fall through to the backing image
+   * (qcow2 version 2 over a backing file keeps its clusters, as qemu does).
+   */
   discard?(offset: number, length: number): Promise<void>;
   /**
    * Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile

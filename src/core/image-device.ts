@@ -460,6 +460,15 @@ export class ImageDevice implements BlockDevice {
   /**
    * Changes the virtual size (`qemu-img resize`). The format may round `newSize` up to its
    * unit; `size` reports the result. Throws `ERR_UNSUPPORTED_FEATURE` when the format cannot.
+   *
+   * A grown range reads as zeros even where the backing image is longer than the old size (as
+   * with qemu): the range was not part of this disk, so it must not show the backing file's data
+   * (or what it held before a shrink). The engine zeroes it after the format grows — zero
+   * clusters where the format has them, written zeros otherwise — so a crash between the two
+   * leaves an image that opens and checks clean but may read backing data there. Without a
+   * backing image (or with a shorter one) the range reads as the format defines, as with qemu.
+   * Run it with no other I/O on the device: a write into the new range before the zeroing ends
+   * may be zeroed.
    */
   async resize(newSize: number): Promise<void> {
     this.checkWritable("resize");
@@ -470,7 +479,11 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    const oldSize = this.size;
     await this.exclusive(() => this.instance.resize!(newSize));
+    // Past the backing image's end reads are zeros already (see readBacking).
+    const exposedEnd = Math.min(this.size, this.backing?.size ?? 0);
+    if (exposedEnd > oldSize) await this.writeZeroes(oldSize, exposedEnd - oldSize);
   }
 
   /**

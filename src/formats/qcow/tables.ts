@@ -247,6 +247,20 @@ export class QcowTables extends TwoLevelTables {
     return true;
   }
 
+  /**
+   * Unlinks every L2 table, so the whole disk reads through to the backing file, and cuts the
+   * file back to `keepEnd` (header, backing file name and L1 table): the emptying of
+   * `qemu-img commit`. The zeroed L1 table is durable before the file shrinks, so a crash in
+   * between leaves unreferenced space, never an entry naming a cut-off table.
+   */
+  async makeEmpty(keepEnd: number): Promise<void> {
+    await this.clearL1();
+    this.inflated = undefined;
+    const end = Math.max(keepEnd, this.metaEnd);
+    await this.file.truncate(end);
+    this.fileEnd = end;
+  }
+
   /** Drops cached tables and the inflated cluster (after a repair rewrote them). */
   override invalidate(): void {
     super.invalidate();

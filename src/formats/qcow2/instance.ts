@@ -587,10 +587,13 @@ export class Qcow2Instance implements FormatInstance {
   discard(offset: number, length: number): Promise<void> {
     return this.guarded(async () => {
       if (this.dataFileRaw) return;
-      let pos = offset;
-      const stop = offset + length;
       const v3 = this.header.version >= 3;
       const hasBacking = this.backing !== undefined;
+      // Version 2 has no zero clusters: a released cluster would read the backing file's data
+      // instead of what the guest wrote, so the clusters stay allocated (as with qemu).
+      if (!v3 && hasBacking) return;
+      let pos = offset;
+      const stop = offset + length;
       while (pos < stop) {
         const { end } = this.span(pos, stop - pos);
         const cs = this.clusterSize;

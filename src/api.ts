@@ -6,6 +6,9 @@
 export * from "./errors.js";
 export type { IoBackend, IoCapabilities, FileOpener, OpenFileRequest } from "./io/backend.js";
 export { MemoryBackend, type MemoryBackendOptions } from "./io/memory.js";
+export { HttpBackend, type HttpBackendOptions, type HttpBackendStats } from "./io/http-backend.js";
+export { HttpError, type FetchLike, type HttpRequestInit, type HttpResponseLike } from "./io/http-fetch.js";
+export { httpAwareOpener, isHttpUrl } from "./io/http-opener.js";
 export {
   JS_COMPRESSION_CODECS,
   compressionCodecs,

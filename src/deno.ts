@@ -9,6 +9,8 @@ import { denoFileOpener } from "./adapters/deno/opener.js";
 import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
+import { HttpBackend, type HttpBackendOptions } from "./io/http-backend.js";
+import { httpAwareOpener, isHttpUrl } from "./io/http-opener.js";
 import { nodeCompressionCodecs } from "./adapters/node/compression.js";
 import { setCompressionCodecs } from "./codec/compression.js";
 
@@ -20,21 +22,37 @@ setCompressionCodecs(nodeCompressionCodecs());
 export { DenoFileBackend, type DenoFileOptions } from "./adapters/deno/file-backend.js";
 export { denoFileOpener } from "./adapters/deno/opener.js";
 
-/** A path or a backend. */
-export type ImageSource = string | IoBackend;
+/** A path, an `http(s)://` URL (a string or a `URL`), or a backend. */
+export type ImageSource = string | URL | IoBackend;
+
+/** Options of this entry's `openImage`. */
+export interface RuntimeOpenImageOptions extends OpenImageOptions {
+  /** How URLs are read (headers for credentials, `fetch`, cache and read-ahead sizes). */
+  http?: HttpBackendOptions;
+}
 
 /**
- * Opens an image. A string is a file path, opened read-write unless `readOnly`.
+ * Opens an image. A string is a file path, opened read-write unless `readOnly`; an `http(s)://`
+ * string or a `URL` is read through an {@link HttpBackend} (read-only).
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */
-export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<BlockDevice> {
+export async function openImage(source: ImageSource, options: RuntimeOpenImageOptions = {}): Promise<BlockDevice> {
+  const { http, ...rest } = options;
+  const openFile = httpAwareOpener(http ?? {}, denoFileOpener);
+  if (source instanceof URL || isHttpUrl(source)) {
+    const io = await HttpBackend.open(source, http);
+    return openImageOn(io, { openFile, ...rest }).catch(async (e: unknown) => {
+      await io.close();
+      throw e;
+    });
+  }
   const io = typeof source === "string" ? await DenoFileBackend.open(source, { readOnly: options.readOnly }) : source;
-  return openImageOn(io, { openFile: denoFileOpener, ...options });
+  return openImageOn(io, { openFile, ...rest });
 }
 
 /** Creates (or truncates) the file `target` as a new image and returns it open read-write. */
-export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<BlockDevice> {
+export async function createImage(target: string | IoBackend, options: CreateImageOptions): Promise<BlockDevice> {
   const io = typeof target === "string" ? await DenoFileBackend.open(target, { create: true }) : target;
   return createImageOn(io, { openFile: denoFileOpener, ...options });
 }

@@ -6,7 +6,7 @@
  */
 import type { BlockDevice } from "../core/block-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
-import { NodeFileBackend, createImage, openImage, type NodeFileOptions } from "../node.js";
+import { HttpBackend, NodeFileBackend, createImage, httpAwareOpener, isHttpUrl, openImage, type NodeFileOptions } from "../node.js";
 import type { CreateImageOptions } from "../ops/open.js";
 import { openError } from "./errors.js";
 
@@ -33,13 +33,15 @@ export type OpenedFiles = Map<string, NodeFileBackend>;
 const blockingFor = (readOnly: boolean | undefined): boolean => !!readOnly;
 
 function recordingOpener(files: OpenedFiles): FileOpener {
-  return async (req) => {
+  // Names stored in an image on a web server resolve on that server (protocol names are still
+  // refused by the policy); names in local images are local files.
+  return httpAwareOpener({}, async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
     const readOnly = !req.writable && !req.create;
     const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blockingFor(readOnly) });
     files.set(path, f);
     return f;
-  };
+  });
 }
 
 /** Options of {@link openCliImage}. */
@@ -64,8 +66,14 @@ export interface CliImage {
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
-    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
-    files.set(path, top);
+    // An http(s) URL on the command line is read with Range requests (read-only).
+    let top: IoBackend;
+    if (isHttpUrl(path)) top = await HttpBackend.open(path);
+    else {
+      const file = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
+      files.set(path, file);
+      top = file;
+    }
     const device = await openImage(top, {
       format: options.format,
       readOnly: options.readOnly,

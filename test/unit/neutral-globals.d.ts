@@ -36,6 +36,21 @@ declare global {
     removeEventListener(type: "abort", listener: () => void): void;
   }
 
+  /** DOM's AbortController (Node ≥ 15, Deno, browsers): the HTTP backend cancels its requests with it. */
+  class AbortController {
+    readonly signal: AbortSignal;
+    abort(reason?: unknown): void;
+  }
+
+  /** WHATWG URL (Node ≥ 10, Deno, browsers), as the HTTP backend reads it. */
+  class URL {
+    constructor(url: string, base?: string | URL);
+    readonly href: string;
+    readonly protocol: string;
+    readonly host: string;
+    readonly pathname: string;
+  }
+
   /** WebIDL's DOMException (Node ≥ 17, Deno, browsers): the default abort reason. */
   class DOMException extends Error {
     constructor(message?: string, name?: string);

@@ -12,13 +12,16 @@ import type { IoBackend } from "./io/backend.js";
 import { HttpBackend, type HttpBackendOptions } from "./io/http-backend.js";
 import { httpAwareOpener, isHttpUrl } from "./io/http-opener.js";
 import { nodeCompressionCodecs } from "./adapters/node/compression.js";
-import { setCompressionCodecs } from "./codec/compression.js";
+import { setCompressionCodecs, setZstdEncoder } from "./codec/compression.js";
+import { loadZstdCompressor } from "./codec/zstd-encoder.js";
 
 export * from "./api.js";
 export { nodeCompressionCodecs } from "./adapters/node/compression.js";
 
 // zlib's native code (on the thread pool) for every compressed cluster and grain.
 setCompressionCodecs(nodeCompressionCodecs());
+// The Wasm encoder where this runtime's zlib has no zstd (Node < 22.15, Deno).
+setZstdEncoder(loadZstdCompressor);
 export { DenoFileBackend, type DenoFileOptions } from "./adapters/deno/file-backend.js";
 export { denoFileOpener } from "./adapters/deno/opener.js";
 

@@ -6,8 +6,13 @@
 import type { IoBackend } from "./io/backend.js";
 import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
+import { setZstdEncoder } from "./codec/compression.js";
+import { loadZstdCompressor } from "./codec/zstd-encoder.js";
 
 export * from "./api.js";
+
+// zstd compression works out of the box here (the encoder loads on first use).
+setZstdEncoder(loadZstdCompressor);
 
 /** What `openImage` accepts in a runtime without files: any {@link IoBackend}. */
 export type ImageSource = IoBackend;

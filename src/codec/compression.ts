@@ -2,7 +2,10 @@
  * The compression codecs every format uses (qcow2 and qcow clusters, VMDK grains), behind one
  * interface so that each runtime can supply its fastest implementation:
  * - the default, here: `fflate` (deflate) and `fzstd` (zstd decoding) in JavaScript, and the
- *   zstd encoder of `codec/zstd-encoder.ts` (Wasm, loaded on first use) — every runtime;
+ *   zstd encoder installed with {@link setZstdEncoder} — every full entry (Node, Deno, neutral,
+ *   `vdisk.browser.js`) installs the Wasm one of `codec/zstd-encoder.ts` (loaded on first use);
+ *   the browser entry does not, so that a page that only reads never bundles it (a page that
+ *   writes zstd-compressed images imports `vdisk/zstd-encoder` and installs it);
  * - the Node and Deno entries install `node:zlib` (native code on libuv's thread pool, so
  *   several clusters inflate or deflate at once), with native zstd where `zlib.zstdCompress`
  *   exists (Node ≥ 22.15) — feature-detected, never required.
@@ -12,7 +15,7 @@
  */
 import { deflateSync, inflateSync, zlibSync } from "fflate";
 import { decompress as fzstdDecompress } from "fzstd";
-import { loadZstdCompressor } from "./zstd-encoder.js";
+import { UnsupportedFeatureError } from "../errors.js";
 
 /** The operations formats need. Decoders never write past `out` and never throw. */
 export interface CompressionCodecs {
@@ -56,6 +59,22 @@ function fzstdTarget(out: Uint8Array): Uint8Array {
   return view;
 }
 
+/** Loads a zstd compressor for `level` (such as `loadZstdCompressor` of `vdisk/zstd-encoder`). */
+export type ZstdEncoderLoader = (level: number) => Promise<(data: Uint8Array) => Uint8Array>;
+
+// Not imported here: a static import, even of a module that loads the encoder lazily, puts the
+// encoder (≈ 250 KB minified) in every bundle that reaches this module.
+let zstdEncoder: ZstdEncoderLoader | undefined;
+
+/**
+ * Installs the zstd encoder the JavaScript codecs compress with (`undefined` removes it).
+ * The Node, Deno and neutral entries install the Wasm one; in a browser bundle:
+ * `import { loadZstdCompressor } from "vdisk/zstd-encoder"; setZstdEncoder(loadZstdCompressor);`
+ */
+export function setZstdEncoder(loader: ZstdEncoderLoader | undefined): void {
+  zstdEncoder = loader;
+}
+
 /** The JavaScript codecs: every runtime. */
 export const JS_COMPRESSION_CODECS: CompressionCodecs = {
   name: "fflate+fzstd",
@@ -69,7 +88,13 @@ export const JS_COMPRESSION_CODECS: CompressionCodecs = {
     }
   },
   async zstdCompress(data, level) {
-    return (await loadZstdCompressor(level))(data);
+    if (!zstdEncoder) {
+      throw new UnsupportedFeatureError(
+        "Cannot compress with zstd: no zstd encoder is installed (in a browser bundle, import { loadZstdCompressor } " +
+          'from "vdisk/zstd-encoder" and call setZstdEncoder(loadZstdCompressor)); zlib compression needs nothing',
+      );
+    }
+    return (await zstdEncoder(level))(data);
   },
   async zstdDecompress(src, out) {
     try {

@@ -6,8 +6,13 @@
 import * as zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { nodeCompressionCodecs } from "../../src/adapters/node/compression.js";
-import { JS_COMPRESSION_CODECS, type CompressionCodecs } from "../../src/codec/compression.js";
+import { JS_COMPRESSION_CODECS, setZstdEncoder, type CompressionCodecs } from "../../src/codec/compression.js";
+import { loadZstdCompressor } from "../../src/codec/zstd-encoder.js";
 import { rng } from "../helpers/random.js";
+
+// The JavaScript codecs compress zstd with whichever encoder an entry installed; these tests
+// import no entry, so they install the Wasm one as the Node entry does.
+setZstdEncoder(loadZstdCompressor);
 
 const native = { ...JS_COMPRESSION_CODECS, ...nodeCompressionCodecs() } as CompressionCodecs;
 const codecs: Array<[string, CompressionCodecs]> = [["js", JS_COMPRESSION_CODECS], ["node", native]];

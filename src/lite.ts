@@ -33,6 +33,8 @@ export { vdiDriver } from "./formats/vdi/driver.js";
 export { parallelsDriver } from "./formats/parallels/driver.js";
 export { gow1Driver, gow2Driver } from "./formats/gow/driver.js";
 export { fvdDriver } from "./formats/fvd/driver.js";
+export { bochsDriver } from "./formats/bochs/driver.js";
+export { cloopDriver } from "./formats/cloop/driver.js";
 export { rawDriver } from "./formats/raw/driver.js";
 
 /** A Blob/File, a `URL` (or an `http(s)://` string), or a backend. */

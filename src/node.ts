@@ -1,60 +1,16 @@
 /**
- * vdisk for Node.js: `openImage`/`createImage` accept file paths as well as any
- * {@link IoBackend}; backing files named by images are opened next to them (under the policy).
+ * vdisk for Node.js: `openImage`/`createImage` accept file paths and `http(s)://` URLs as well as
+ * any {@link IoBackend}; backing files named by images are opened next to them (under the policy).
+ * Importing it installs `node:zlib` as the compression codecs (a side effect, listed in
+ * package.json's `sideEffects`).
  * @module
  */
-import { NodeFileBackend } from "./adapters/node/file-backend.js";
-import { nodeFileOpener } from "./adapters/node/opener.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
-import type { BlockDevice } from "./core/block-device.js";
-import type { IoBackend } from "./io/backend.js";
-import { HttpBackend, type HttpBackendOptions } from "./io/http-backend.js";
-import { httpAwareOpener, isHttpUrl } from "./io/http-opener.js";
-import { nodeCompressionCodecs } from "./adapters/node/compression.js";
-import { setCompressionCodecs, setZstdEncoder } from "./codec/compression.js";
-import { loadZstdCompressor } from "./codec/zstd-encoder.js";
+import { installNodeCodecs } from "./adapters/node/open-image.js";
 
 export * from "./api.js";
 export { nodeCompressionCodecs } from "./adapters/node/compression.js";
-
-// zlib's native code (on the thread pool) for every compressed cluster and grain.
-setCompressionCodecs(nodeCompressionCodecs());
-// The Wasm encoder where this runtime's zlib has no zstd (Node < 22.15, Deno).
-setZstdEncoder(loadZstdCompressor);
 export { NodeFileBackend, type NodeFileOptions } from "./adapters/node/file-backend.js";
 export { nodeFileOpener } from "./adapters/node/opener.js";
+export { createImage, openImage, installNodeCodecs, type ImageSource, type RuntimeOpenImageOptions } from "./adapters/node/open-image.js";
 
-/** A path, an `http(s)://` URL (a string or a `URL`), or a backend. */
-export type ImageSource = string | URL | IoBackend;
-
-/** Options of this entry's `openImage`. */
-export interface RuntimeOpenImageOptions extends OpenImageOptions {
-  /** How URLs are read (headers for credentials, `fetch`, cache and read-ahead sizes). */
-  http?: HttpBackendOptions;
-}
-
-/**
- * Opens an image. A string is a file path, opened read-write unless `readOnly`; an `http(s)://`
- * string or a `URL` is read through an {@link HttpBackend} (read-only).
- * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
- * to follow backing files.
- */
-export async function openImage(source: ImageSource, options: RuntimeOpenImageOptions = {}): Promise<BlockDevice> {
-  const { http, ...rest } = options;
-  const openFile = httpAwareOpener(http ?? {}, nodeFileOpener);
-  if (source instanceof URL || isHttpUrl(source)) {
-    const io = await HttpBackend.open(source, http);
-    return openImageOn(io, { openFile, ...rest }).catch(async (e: unknown) => {
-      await io.close();
-      throw e;
-    });
-  }
-  const io = typeof source === "string" ? await NodeFileBackend.open(source, { readOnly: options.readOnly }) : source;
-  return openImageOn(io, { openFile, ...rest });
-}
-
-/** Creates (or truncates) the file `target` as a new image and returns it open read-write. */
-export async function createImage(target: string | IoBackend, options: CreateImageOptions): Promise<BlockDevice> {
-  const io = typeof target === "string" ? await NodeFileBackend.open(target, { create: true }) : target;
-  return createImageOn(io, { openFile: nodeFileOpener, ...options });
-}
+installNodeCodecs();

@@ -18,8 +18,8 @@ export type { CliIo, CliStream } from "./context.js";
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let run: typeof import("./run.js");
   try {
-    // The build bundles the commands into one file, which loads much faster than the modules.
-    run = await import("./run.bundle.js" as string).catch(() => import("./run.js"));
+    // The build makes this one file plus the shared chunks, which loads much faster than the modules.
+    run = await import("./run.js");
   } catch (e) {
     io.stderr.write(`vdisk: cannot load the commands: ${e instanceof Error ? e.message : String(e)}\n`);
     if (argv.includes("--debug") && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);

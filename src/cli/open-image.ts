@@ -6,7 +6,10 @@
  */
 import type { BlockDevice } from "../core/block-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
-import { HttpBackend, NodeFileBackend, createImage, httpAwareOpener, isHttpUrl, openImage, type NodeFileOptions } from "../node.js";
+import { NodeFileBackend, type NodeFileOptions } from "../adapters/node/file-backend.js";
+import { createImage, openImage } from "../adapters/node/open-image.js";
+import { HttpBackend } from "../io/http-backend.js";
+import { httpAwareOpener, isHttpUrl } from "../io/http-opener.js";
 import type { CreateImageOptions } from "../ops/open.js";
 import { openError } from "./errors.js";
 

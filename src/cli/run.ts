@@ -17,6 +17,7 @@ import { resizeCommand } from "./commands/resize.js";
 import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
+import { installNodeCodecs } from "../adapters/node/open-image.js";
 
 /** Every command, in `--help` order. */
 export const COMMANDS: readonly Command[] = [
@@ -62,6 +63,8 @@ Supported formats: ${builtinDrivers.map((d) => d.name).join(" ")}
  * exit code.
  */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  // What importing the Node entry does; done here so that no shared module has a side effect.
+  installNodeCodecs();
   const debug = argv.includes("--debug");
   const rest = argv.filter((a) => a !== "--debug");
   const ctx = makeContext(io, debug);

@@ -76,7 +76,8 @@ describe("package.json exports", () => {
   it("main/types (for old resolvers) are the Node entry; the browser bundle is exported", () => {
     expect(pkg.main).toBe(resolveExport(["node"]).js);
     expect(pkg.types).toBe(resolveExport(["node"]).types);
-    expect(pkg.exports["./vdisk.browser.js"]).toBe("./dist/vdisk.browser.js");
+    // With the browser entry's declarations (the bundle has its exports), for attw and TypeScript.
+    expect(pkg.exports["./vdisk.browser.js"]).toEqual({ types: "./dist/browser.d.ts", default: "./dist/vdisk.browser.js" });
     requireDist("vdisk.browser.js");
     const bundle = readFileSync(join(ROOT, "dist", "vdisk.browser.js"), "utf8");
     // One self-contained file: nothing left to resolve, no Node built-ins.

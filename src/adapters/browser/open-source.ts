@@ -11,8 +11,11 @@ import type { OpenImageOptions } from "../../ops/open-core.js";
 import { BlobBackend } from "./blob-backend.js";
 import { blobFileOpener, type BlobFiles } from "./blob-opener.js";
 
+/** A string that is an absolute `http:` or `https:` URL (a page has no file paths). */
+export type HttpUrlString = `http://${string}` | `https://${string}`;
+
 /** A Blob/File (opened read-only), a `URL` (or an `http(s)://` string) read with Range requests, or a backend. */
-export type BrowserImageSource = Blob | URL | string | IoBackend;
+export type BrowserImageSource = Blob | URL | HttpUrlString | IoBackend;
 
 /** Options of the browser `openImage`. */
 export interface BrowserOpenImageOptions extends OpenImageOptions {
@@ -57,7 +60,7 @@ export async function openBrowserSource(
   if (isBlob(source)) return open(new BlobBackend(source), { ...rest, openFile });
   if (isBackend(source)) return open(source, { ...rest, openFile });
   throw new TypeError(
-    `openImage in a browser cannot open ${typeof source === "string" ? `the path '${source}'` : String(source)}: ` +
+    `openImage in a browser cannot open ${typeof source === "string" ? `the path '${source}'` : String(source as unknown)}: ` +
       "pass a Blob, File, URL or IoBackend",
   );
 }

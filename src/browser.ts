@@ -1,16 +1,18 @@
 /**
- * vdisk for browsers: open a `Blob`/`File` (read-only) or any {@link IoBackend}; create images
- * in memory. Backing files are looked up among the Blobs passed as `files`.
+ * vdisk for browsers: open a `Blob`/`File` (read-only), a `URL` (HTTP Range requests), an OPFS
+ * file handle (read-write, persistent) or any {@link IoBackend}; create images in OPFS or in
+ * memory. Backing files are looked up among the Blobs passed as `files`.
  * @module
  */
-import { openBrowserSource, type BrowserImageSource, type BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
+import { createTarget, openBrowserSource, type BrowserImageSource, type BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
+import { isOpfsFileHandle, type OpfsFileHandleLike } from "./adapters/browser/opfs-backend.js";
 import { createImageOn, openImageOn, type CreateImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
-import { MemoryBackend } from "./io/memory.js";
 
 export * from "./api.js";
 export { BlobBackend, type BlobBackendOptions } from "./adapters/browser/blob-backend.js";
+export { OpfsBackend, isOpfsFileHandle, type OpfsBackendOptions, type OpfsFileHandleLike } from "./adapters/browser/opfs-backend.js";
 export { blobFileOpener, type BlobFiles } from "./adapters/browser/blob-opener.js";
 export type { BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
 
@@ -28,15 +30,19 @@ export function openImage(source: ImageSource, options: BrowserOpenImageOptions 
 }
 
 /**
- * Creates an image and returns it open read-write. Without a target it lives in a new
- * {@link MemoryBackend}; pass your own to read the file's bytes afterwards (`backend.bytes()`).
+ * Creates an image and returns it open read-write: in an OPFS file handle (emptied first;
+ * persistent), in a backend of yours, or, without a target, in a new {@link MemoryBackend}
+ * (pass your own to read the file's bytes afterwards: `backend.bytes()`).
  */
 export function createImage(options: CreateImageOptions): Promise<BlockDevice>;
-export function createImage(target: IoBackend, options: CreateImageOptions): Promise<BlockDevice>;
-export function createImage(a: IoBackend | CreateImageOptions, b?: CreateImageOptions): Promise<BlockDevice> {
-  if (b !== undefined) return createImageOn(a as IoBackend, b);
-  if (typeof (a as Partial<IoBackend>).read === "function") {
-    return Promise.reject(new TypeError("createImage(target, options) needs options with a format"));
+export function createImage(target: OpfsFileHandleLike | IoBackend, options: CreateImageOptions): Promise<BlockDevice>;
+export async function createImage(
+  a: OpfsFileHandleLike | IoBackend | CreateImageOptions,
+  b?: CreateImageOptions,
+): Promise<BlockDevice> {
+  if (b === undefined && (isOpfsFileHandle(a) || typeof (a as Partial<IoBackend>).read === "function")) {
+    throw new TypeError("createImage(target, options) needs options with a format");
   }
-  return createImageOn(new MemoryBackend(), a as CreateImageOptions);
+  const options = b ?? (a as CreateImageOptions);
+  return createImageOn(await createTarget(b === undefined ? undefined : (a as OpfsFileHandleLike | IoBackend)), options);
 }

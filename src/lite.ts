@@ -10,16 +10,17 @@
  * put `rawDriver`, the fallback, last). Everything else matches the browser entry.
  * @module
  */
-import { openBrowserSource, type BrowserImageSource, type BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
+import { createTarget, openBrowserSource, type BrowserImageSource, type BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
+import { isOpfsFileHandle, type OpfsFileHandleLike } from "./adapters/browser/opfs-backend.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
-import { MemoryBackend } from "./io/memory.js";
 import { createImageOn, openImageOn, probeFormat, readProbeInput, type CreateImageOptions } from "./ops/open-core.js";
 
 export * from "./api-core.js";
 export { openImageOn, createImageOn, probeFormat, readProbeInput };
 export type { CreateImageOptions, OpenImageOptions } from "./ops/open-core.js";
 export { BlobBackend, type BlobBackendOptions } from "./adapters/browser/blob-backend.js";
+export { OpfsBackend, isOpfsFileHandle, type OpfsBackendOptions, type OpfsFileHandleLike } from "./adapters/browser/opfs-backend.js";
 export { blobFileOpener, type BlobFiles } from "./adapters/browser/blob-opener.js";
 export type { BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
 // One export per driver: what a page does not import is not bundled.
@@ -50,11 +51,14 @@ export function openImage(source: ImageSource, options: BrowserOpenImageOptions)
  * target it lives in a new {@link MemoryBackend}.
  */
 export function createImage(options: CreateImageOptions): Promise<BlockDevice>;
-export function createImage(target: IoBackend, options: CreateImageOptions): Promise<BlockDevice>;
-export function createImage(a: IoBackend | CreateImageOptions, b?: CreateImageOptions): Promise<BlockDevice> {
-  if (b !== undefined) return createImageOn(a as IoBackend, b);
-  if (typeof (a as Partial<IoBackend>).read === "function") {
-    return Promise.reject(new TypeError("createImage(target, options) needs options with a format and drivers"));
+export function createImage(target: OpfsFileHandleLike | IoBackend, options: CreateImageOptions): Promise<BlockDevice>;
+export async function createImage(
+  a: OpfsFileHandleLike | IoBackend | CreateImageOptions,
+  b?: CreateImageOptions,
+): Promise<BlockDevice> {
+  if (b === undefined && (isOpfsFileHandle(a) || typeof (a as Partial<IoBackend>).read === "function")) {
+    throw new TypeError("createImage(target, options) needs options with a format");
   }
-  return createImageOn(new MemoryBackend(), a as CreateImageOptions);
+  const options = b ?? (a as CreateImageOptions);
+  return createImageOn(await createTarget(b === undefined ? undefined : (a as OpfsFileHandleLike | IoBackend)), options);
 }

@@ -5,17 +5,22 @@
  */
 import type { BlockDevice } from "../../core/block-device.js";
 import type { FileOpener, IoBackend } from "../../io/backend.js";
+import { MemoryBackend } from "../../io/memory.js";
 import { HttpBackend, type HttpBackendOptions } from "../../io/http-backend.js";
 import { httpAwareOpener, isHttpUrl } from "../../io/http-opener.js";
 import type { OpenImageOptions } from "../../ops/open-core.js";
 import { BlobBackend } from "./blob-backend.js";
 import { blobFileOpener, type BlobFiles } from "./blob-opener.js";
+import { OpfsBackend, isOpfsFileHandle, type OpfsFileHandleLike } from "./opfs-backend.js";
 
 /** A string that is an absolute `http:` or `https:` URL (a page has no file paths). */
 export type HttpUrlString = `http://${string}` | `https://${string}`;
 
-/** A Blob/File (opened read-only), a `URL` (or an `http(s)://` string) read with Range requests, or a backend. */
-export type BrowserImageSource = Blob | URL | HttpUrlString | IoBackend;
+/**
+ * A Blob/File (opened read-only), a `URL` (or an `http(s)://` string) read with Range requests,
+ * an OPFS `FileSystemFileHandle` (read-write, persistent), or a backend.
+ */
+export type BrowserImageSource = Blob | URL | HttpUrlString | OpfsFileHandleLike | IoBackend;
 
 /** Options of the browser `openImage`. */
 export interface BrowserOpenImageOptions extends OpenImageOptions {
@@ -58,9 +63,21 @@ export async function openBrowserSource(
     });
   }
   if (isBlob(source)) return open(new BlobBackend(source), { ...rest, openFile });
+  if (isOpfsFileHandle(source)) return open(await OpfsBackend.open(source, { readOnly: rest.readOnly }), { ...rest, openFile });
   if (isBackend(source)) return open(source, { ...rest, openFile });
   throw new TypeError(
     `openImage in a browser cannot open ${typeof source === "string" ? `the path '${source}'` : String(source as unknown)}: ` +
-      "pass a Blob, File, URL or IoBackend",
+      "pass a Blob, File, URL or IoBackend (or an OPFS file handle)",
   );
+}
+
+/**
+ * The backend `createImage` writes to: an OPFS file handle (emptied first), a backend as it is,
+ * or, without a target, a new {@link MemoryBackend}.
+ */
+export async function createTarget(target: OpfsFileHandleLike | IoBackend | undefined): Promise<IoBackend> {
+  if (target === undefined) return new MemoryBackend();
+  if (isOpfsFileHandle(target)) return OpfsBackend.open(target, { truncate: true });
+  if (isBackend(target)) return target;
+  throw new TypeError("createImage in a browser writes to an OPFS file handle or an IoBackend (or memory, given no target)");
 }

@@ -85,3 +85,7 @@ await esbuild.build({
 
 const cli = join(dist, "cli", "main.js");
 if (existsSync(cli)) chmodSync(cli, 0o755);
+
+// The web page (web/ → dist-web/), a static folder `npm run web` serves.
+const { buildWeb } = await import("./build-web.mjs");
+await buildWeb();

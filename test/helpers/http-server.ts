@@ -24,6 +24,8 @@ export interface ServerBehaviour {
   noValidators?: boolean;
   /** Send ranged bodies one byte short of what Content-Range says. */
   shortBody?: boolean;
+  /** Allow pages of any origin to read (CORS, with Range and If-Range allowed and the validators exposed). */
+  cors?: boolean;
 }
 
 /** One request the server saw. */
@@ -67,6 +69,14 @@ export async function startHttpServer(bytes: Uint8Array, files: Record<string, U
       behaviour.fail503--;
       res.writeHead(503, { "content-length": "0" }).end();
       return;
+    }
+    if (behaviour.cors) {
+      res.setHeader("access-control-allow-origin", "*");
+      res.setHeader("access-control-expose-headers", "content-range, content-length, etag, last-modified, accept-ranges, content-encoding");
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, { "access-control-allow-headers": "range, if-range, authorization", "access-control-allow-methods": "GET, HEAD" }).end();
+        return;
+      }
     }
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const file = files[path] ?? main;

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HAVE_QEMU, qemuImg, qemuImgStatus, tempDir } from "../helpers/qemu.js";
 import { pattern } from "../helpers/random.js";
+import { startHttpServer } from "../helpers/http-server.js";
+import { readFileSync } from "node:fs";
 import { ROOT } from "../runtime/tools.js";
 
 const CHROMIUM = process.env.VDISK_CHROMIUM ?? "/usr/bin/chromium";
@@ -93,6 +95,60 @@ describe.skipIf(!HAVE_QEMU || !existsSync(CHROMIUM))("web page in Chromium", () 
     expect(errors).toEqual([]);
     await context.close();
   }, 120_000);
+
+  it("opens a pasted URL (Range requests to another origin)", async () => {
+    const remote = await startHttpServer(readFileSync(tmp.path("disk.qcow2")));
+    remote.behaviour.cors = true;
+    try {
+      const page = await browser.newPage();
+      await page.goto(server.url);
+      await page.locator("#url").fill(remote.url);
+      await page.locator("#url-form button").click();
+      await page.locator('#map[data-ready="true"]').waitFor({ timeout: 30_000 });
+      expect(await page.locator("#info").innerText()).toMatch(/format\s+qcow2/);
+      expect(remote.requests.filter((r) => r.method === "GET").every((r) => r.range !== undefined)).toBe(true);
+      await page.close();
+    } finally {
+      await remote.close();
+    }
+  }, 60_000);
+
+  it("Cancel stops a conversion, with progress shown meanwhile", async () => {
+    const big = new Uint8Array(256 * MIB);
+    for (let off = 0; off < big.length; off += 8 * MIB) big.set(pattern(8 * MIB, off / MIB), off);
+    writeFileSync(tmp.path("big.raw"), big);
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    await page.locator("#file").setInputFiles(tmp.path("big.raw"));
+    await page.locator('#check[data-done="true"]').waitFor({ timeout: 30_000 });
+    await page.locator("#format").selectOption("qcow2");
+    await page.locator("#compress").check();
+    await page.locator("#convert").click();
+    await page.waitForFunction(() => (document.getElementById("progress") as HTMLProgressElement).value > 0, null, { timeout: 30_000 });
+    await page.locator("#cancel").click();
+    await page.waitForFunction(() => document.getElementById("result")!.textContent!.includes("cancelled"), null, { timeout: 10_000 });
+    expect(await page.locator("#download").count()).toBe(0);
+    expect(await page.locator("#convert").isEnabled()).toBe(true);
+    await page.close();
+  }, 120_000);
+
+  it("works with no network after the first load (service worker)", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+    });
+    // Reload once so the page is controlled, then cut the network and load it again.
+    await page.reload();
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 10_000 });
+    await context.setOffline(true);
+    await page.reload();
+    await page.locator("#file").setInputFiles(tmp.path("disk.qcow2"));
+    await page.locator('#check[data-done="true"]').waitFor({ timeout: 30_000 });
+    expect(await page.locator("#info").innerText()).toMatch(/format\s+qcow2/);
+    await context.close();
+  }, 60_000);
 
   it("a broken image gives one sentence, not a stack trace", async () => {
     const page = await browser.newPage();

@@ -42,7 +42,7 @@ function openSource(req: Extract<Request, { type: "open" }>): void {
 }
 
 function fillInfo(info: Record<string, unknown>): void {
-  const table = $("info");
+  const table = $<HTMLTableElement>("info");
   table.replaceChildren();
   const add = (key: string, value: unknown): void => {
     const row = table.insertRow();

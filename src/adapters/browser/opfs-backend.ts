@@ -21,8 +21,11 @@ interface SyncAccessHandleLike {
   close(): void;
 }
 
+/** What is written through the async API (assignable to the DOM's `FileSystemWriteChunkType`). */
+type WriteChunk = { type: "write"; position: number; data: Uint8Array<ArrayBuffer> } | { type: "truncate"; size: number };
+
 interface WritableLike {
-  write(chunk: { type: "write"; position: number; data: ArrayBufferView } | { type: "truncate"; size: number }): Promise<void>;
+  write(chunk: WriteChunk): Promise<void>;
   close(): Promise<void>;
   abort?(): Promise<void>;
 }
@@ -71,7 +74,7 @@ export class OpfsBackend implements IoBackend {
   readonly capabilities: IoCapabilities;
   private closed = false;
   // Async mode: writes since the last commit, in order (later ones win), and the file's length.
-  private pending: Array<{ offset: number; data: Uint8Array }> = [];
+  private pending: Array<{ offset: number; data: Uint8Array<ArrayBuffer> }> = [];
   private pendingBytes = 0;
   private truncatedTo: number | undefined;
   private length = 0;

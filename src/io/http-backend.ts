@@ -459,7 +459,8 @@ export class HttpBackend implements IoBackend {
     throw new ImageError("ERR_READ_ONLY", `Cannot ${action} '${this.name}': an HTTP file is read-only`, { file: this.name });
   }
 
-  async write(): Promise<void> {
+  /** Always rejects with `ERR_READ_ONLY`. */
+  async write(_offset: number, _data: Uint8Array): Promise<void> {
     this.check();
     this.readOnly("write to");
   }
@@ -473,7 +474,8 @@ export class HttpBackend implements IoBackend {
     return this.validator.size;
   }
 
-  async truncate(): Promise<void> {
+  /** Always rejects with `ERR_READ_ONLY`. */
+  async truncate(_size: number): Promise<void> {
     this.check();
     this.readOnly("resize");
   }

@@ -45,4 +45,6 @@ export { imageInfo, describeImage, type ImageInfo, type ImageInfoOptions, type Q
 export { resizeImage, resizeTarget, canResize, type ResizeOptions, type ResizeRequest } from "./ops/resize.js";
 export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
+export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";

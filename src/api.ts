@@ -13,6 +13,4 @@ export {
   type CreateImageOptions,
 } from "./ops/open.js";
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
-export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
-export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";

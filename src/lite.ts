@@ -36,6 +36,7 @@ export { gow1Driver, gow2Driver } from "./formats/gow/driver.js";
 export { fvdDriver } from "./formats/fvd/driver.js";
 export { bochsDriver } from "./formats/bochs/driver.js";
 export { cloopDriver } from "./formats/cloop/driver.js";
+export { dmgDriver } from "./formats/dmg/driver.js";
 export { rawDriver } from "./formats/raw/driver.js";
 
 /** A Blob/File, a `URL` (or an `http(s)://` string), or a backend. */

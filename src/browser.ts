@@ -4,8 +4,8 @@
  * memory. Backing files are looked up among the Blobs passed as `files`.
  * @module
  */
-import { createTarget, openBrowserSource, type BrowserImageSource, type BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
-import { isOpfsFileHandle, type OpfsFileHandleLike } from "./adapters/browser/opfs-backend.js";
+import { createBrowserImage, openBrowserSource, type BrowserImageSource, type BrowserOpenImageOptions } from "./adapters/browser/open-source.js";
+import type { OpfsFileHandleLike } from "./adapters/browser/opfs-backend.js";
 import { createImageOn, openImageOn, type CreateImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
@@ -36,13 +36,9 @@ export function openImage(source: ImageSource, options: BrowserOpenImageOptions 
  */
 export function createImage(options: CreateImageOptions): Promise<BlockDevice>;
 export function createImage(target: OpfsFileHandleLike | IoBackend, options: CreateImageOptions): Promise<BlockDevice>;
-export async function createImage(
+export function createImage(
   a: OpfsFileHandleLike | IoBackend | CreateImageOptions,
   b?: CreateImageOptions,
 ): Promise<BlockDevice> {
-  if (b === undefined && (isOpfsFileHandle(a) || typeof (a as Partial<IoBackend>).read === "function")) {
-    throw new TypeError("createImage(target, options) needs options with a format");
-  }
-  const options = b ?? (a as CreateImageOptions);
-  return createImageOn(await createTarget(b === undefined ? undefined : (a as OpfsFileHandleLike | IoBackend)), options);
+  return createBrowserImage(a, b, createImageOn);
 }

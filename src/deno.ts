@@ -1,16 +1,12 @@
 /**
- * vdisk for Deno: `openImage`/`createImage` accept file paths as well as any {@link IoBackend};
- * backing files named by images are opened next to them (under the policy). Reading needs
- * `--allow-read`, writing `--allow-write`; nothing uses the network.
+ * vdisk for Deno: `openImage`/`createImage` accept file paths and `http(s)://` URLs as well as
+ * any {@link IoBackend}; backing files named by images are opened next to them (under the
+ * policy). Reading needs `--allow-read`, writing `--allow-write`, URLs `--allow-net`.
  * @module
  */
 import { DenoFileBackend } from "./adapters/deno/file-backend.js";
 import { denoFileOpener } from "./adapters/deno/opener.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
-import type { BlockDevice } from "./core/block-device.js";
-import type { IoBackend } from "./io/backend.js";
-import { HttpBackend, type HttpBackendOptions } from "./io/http-backend.js";
-import { httpAwareOpener, isHttpUrl } from "./io/http-opener.js";
+import { pathCreateImage, pathOpenImage, type PathRuntime } from "./ops/open-paths.js";
 import { nodeCompressionCodecs } from "./adapters/node/compression.js";
 import { setCompressionCodecs, setZstdEncoder } from "./codec/compression.js";
 import { loadZstdCompressor } from "./codec/zstd-encoder.js";
@@ -25,14 +21,9 @@ setZstdEncoder(loadZstdCompressor);
 export { DenoFileBackend, type DenoFileOptions } from "./adapters/deno/file-backend.js";
 export { denoFileOpener } from "./adapters/deno/opener.js";
 
-/** A path, an `http(s)://` URL (a string or a `URL`), or a backend. */
-export type ImageSource = string | URL | IoBackend;
+export type { ImageSource, RuntimeOpenImageOptions } from "./ops/open-paths.js";
 
-/** Options of this entry's `openImage`. */
-export interface RuntimeOpenImageOptions extends OpenImageOptions {
-  /** How URLs are read (headers for credentials, `fetch`, cache and read-ahead sizes). */
-  http?: HttpBackendOptions;
-}
+const runtime: PathRuntime = { openPath: (path, options) => DenoFileBackend.open(path, options), opener: denoFileOpener };
 
 /**
  * Opens an image. A string is a file path, opened read-write unless `readOnly`; an `http(s)://`
@@ -40,22 +31,7 @@ export interface RuntimeOpenImageOptions extends OpenImageOptions {
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */
-export async function openImage(source: ImageSource, options: RuntimeOpenImageOptions = {}): Promise<BlockDevice> {
-  const { http, ...rest } = options;
-  const openFile = httpAwareOpener(http ?? {}, denoFileOpener);
-  if (source instanceof URL || isHttpUrl(source)) {
-    const io = await HttpBackend.open(source, http);
-    return openImageOn(io, { openFile, ...rest }).catch(async (e: unknown) => {
-      await io.close();
-      throw e;
-    });
-  }
-  const io = typeof source === "string" ? await DenoFileBackend.open(source, { readOnly: options.readOnly }) : source;
-  return openImageOn(io, { openFile, ...rest });
-}
+export const openImage = pathOpenImage(runtime);
 
 /** Creates (or truncates) the file `target` as a new image and returns it open read-write. */
-export async function createImage(target: string | IoBackend, options: CreateImageOptions): Promise<BlockDevice> {
-  const io = typeof target === "string" ? await DenoFileBackend.open(target, { create: true }) : target;
-  return createImageOn(io, { openFile: denoFileOpener, ...options });
-}
+export const createImage = pathCreateImage(runtime);

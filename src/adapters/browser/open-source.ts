@@ -8,7 +8,7 @@ import type { FileOpener, IoBackend } from "../../io/backend.js";
 import { MemoryBackend } from "../../io/memory.js";
 import { HttpBackend, type HttpBackendOptions } from "../../io/http-backend.js";
 import { httpAwareOpener, isHttpUrl } from "../../io/http-opener.js";
-import type { OpenImageOptions } from "../../ops/open-core.js";
+import type { CreateImageOptions, OpenImageOptions } from "../../ops/open-core.js";
 import { BlobBackend } from "./blob-backend.js";
 import { blobFileOpener, type BlobFiles } from "./blob-opener.js";
 import { OpfsBackend, isOpfsFileHandle, type OpfsFileHandleLike } from "./opfs-backend.js";
@@ -72,10 +72,23 @@ export async function openBrowserSource(
 }
 
 /**
- * The backend `createImage` writes to: an OPFS file handle (emptied first), a backend as it is,
- * or, without a target, a new {@link MemoryBackend}.
+ * The browser `createImage(options)` / `createImage(target, options)` with `create` (which adds
+ * the drivers): the target is an OPFS file handle (emptied first), a backend, or, when absent, a
+ * new {@link MemoryBackend}.
  */
-export async function createTarget(target: OpfsFileHandleLike | IoBackend | undefined): Promise<IoBackend> {
+export async function createBrowserImage(
+  a: OpfsFileHandleLike | IoBackend | CreateImageOptions,
+  b: CreateImageOptions | undefined,
+  create: (io: IoBackend, options: CreateImageOptions) => Promise<BlockDevice>,
+): Promise<BlockDevice> {
+  if (b === undefined && (isOpfsFileHandle(a) || isBackend(a))) {
+    throw new TypeError("createImage(target, options) needs options with a format");
+  }
+  const options = b ?? (a as CreateImageOptions);
+  return create(await createTarget(b === undefined ? undefined : (a as OpfsFileHandleLike | IoBackend)), options);
+}
+
+async function createTarget(target: OpfsFileHandleLike | IoBackend | undefined): Promise<IoBackend> {
   if (target === undefined) return new MemoryBackend();
   if (isOpfsFileHandle(target)) return OpfsBackend.open(target, { truncate: true });
   if (isBackend(target)) return target;

@@ -24,6 +24,8 @@ export interface ServerBehaviour {
   noValidators?: boolean;
   /** Send ranged bodies one byte short of what Content-Range says. */
   shortBody?: boolean;
+  /** Answer each request after this many milliseconds. */
+  delayMs?: number;
   /** Allow pages of any origin to read (CORS, with Range and If-Range allowed and the validators exposed). */
   cors?: boolean;
 }
@@ -41,6 +43,8 @@ export interface TestHttpServer {
   readonly url: string;
   readonly behaviour: ServerBehaviour;
   readonly requests: SeenRequest[];
+  /** Most requests that were being answered at once. */
+  readonly maxInFlight: number;
   /** Replaces the file (a new ETag and Last-Modified). */
   setFile(bytes: Uint8Array): void;
   close(): Promise<void>;
@@ -56,7 +60,22 @@ export async function startHttpServer(bytes: Uint8Array, files: Record<string, U
   const behaviour: ServerBehaviour = {};
   const requests: SeenRequest[] = [];
 
+  let inFlight = 0;
+  let maxInFlight = 0;
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    let counted = true;
+    const done = () => {
+      if (counted) inFlight--;
+      counted = false;
+    };
+    res.on("close", done);
+    if (behaviour.delayMs) setTimeout(() => answer(req, res), behaviour.delayMs);
+    else answer(req, res);
+  };
+
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     const range = req.headers.range;
     const ifRange = req.headers["if-range"] as string | undefined;
     requests.push({ method: req.method ?? "", range, ifRange, headers: req.headers });
@@ -126,6 +145,9 @@ export async function startHttpServer(bytes: Uint8Array, files: Record<string, U
     url: `http://127.0.0.1:${port}/image`,
     behaviour,
     requests,
+    get maxInFlight() {
+      return maxInFlight;
+    },
     setFile(next: Uint8Array) {
       main = next;
       version++;

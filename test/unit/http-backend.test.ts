@@ -106,6 +106,30 @@ describe("HttpBackend", () => {
     expect(server.requests.length).toBe(3);
   });
 
+  it("keeps at most `concurrency` requests in flight", async () => {
+    const file = randomBytes(8 * MIB, 17);
+    server = await startHttpServer(file);
+    server.behaviour.delayMs = 30;
+    const io = await HttpBackend.open(server.url, { concurrency: 3 });
+    // Twenty reads far apart (no read-ahead), all at once.
+    const offsets = Array.from({ length: 20 }, (_, i) => i * 400 * KIB + 1000);
+    const got = await Promise.all(offsets.map((o) => readAt(io, o, 5000)));
+    got.forEach((g, i) => expect(Buffer.from(g).equals(Buffer.from(file.subarray(offsets[i]!, offsets[i]! + 5000)))).toBe(true));
+    expect(server.maxInFlight).toBe(3);
+    await io.close();
+  });
+
+  it("an aborted signal stops the backend: later reads reject with its reason", async () => {
+    server = await startHttpServer(randomBytes(2 * MIB, 17));
+    const ac = new AbortController();
+    const io = await HttpBackend.open(server.url, { signal: ac.signal });
+    server.behaviour.delayMs = 2000;
+    const pending = readAt(io, 1 * MIB, 10);
+    ac.abort(new Error("stop"));
+    await expect(pending).rejects.toThrow("stop");
+    await expect(readAt(io, 0, 10)).rejects.toThrow("stop");
+  });
+
   for (const validator of ["etag", "last-modified", "none"] as const) {
     it(`a file that changes mid-read is an error, never mixed data (validator: ${validator})`, async () => {
       const a = randomBytes(4 * MIB, 21);

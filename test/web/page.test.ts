@@ -96,6 +96,25 @@ describe.skipIf(!HAVE_QEMU || !existsSync(CHROMIUM))("web page in Chromium", () 
     await context.close();
   }, 120_000);
 
+  it("keeps a conversion in OPFS and offers it for download", async () => {
+    const context = await browser.newContext({ acceptDownloads: true });
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await page.locator("#file").setInputFiles(tmp.path("disk.qcow2"));
+    await page.locator('#check[data-done="true"]').waitFor({ timeout: 30_000 });
+    await page.locator("#format").selectOption("raw");
+    await page.locator("#opfs").check();
+    await page.locator("#convert").click();
+    await page.locator("#download").waitFor({ timeout: 60_000 });
+    expect(await page.locator("#result").innerText()).toMatch(/kept in this browser's storage/);
+    const stored = await page.evaluate(async () => (await (await (await navigator.storage.getDirectory()).getFileHandle("disk.raw")).getFile()).size);
+    expect(stored).toBe(64 * 1024 * 1024);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#download").click()]);
+    await download.saveAs(tmp.path("opfs.raw"));
+    expect(qemuImgStatus("compare", "-f", "qcow2", "-F", "raw", tmp.path("disk.qcow2"), tmp.path("opfs.raw")).status).toBe(0);
+    await context.close();
+  }, 120_000);
+
   it("opens a pasted URL (Range requests to another origin)", async () => {
     const remote = await startHttpServer(readFileSync(tmp.path("disk.qcow2")));
     remote.behaviour.cors = true;

@@ -51,9 +51,13 @@ describe.skipIf(!HAVE_QEMU)("HTTP qcow2 (qemu-img made)", () => {
   }, 120_000);
 
   it("convertImage from an HTTP qcow2 to a local qcow2 matches the source (qemu-img compare)", async () => {
+    const before = server.requests.length;
     const src = await openImage(new URL(server.url));
     const dst = await createImage(tmp.path("out.qcow2"), { format: "qcow2", size: src.size });
     await convertImage(src, dst);
+    const requests = server.requests.length - before;
+    console.log(`convertImage of the 256 MiB HTTP qcow2 to a local qcow2: ${requests} requests`);
+    expect(requests).toBeLessThanOrEqual(256);
     await dst.close();
     await src.close();
     const r = qemuImgStatus("compare", "-f", "raw", "-F", "qcow2", tmp.path("src.raw"), tmp.path("out.qcow2"));

@@ -197,7 +197,23 @@ export interface FormatInstance {
    * image (what `qemu-img commit` does to the committed image). Absent when the format cannot.
    */
   makeEmpty?(): Promise<void>;
-  /** Makes metadata durable (and flushes the file). */
+  /**
+   * The write lifecycle's start: the engine calls it once before the first change after open
+   * and after each completed {@link flush}, before any write, zero write, discard, compressed
+   * write, resize, backing change, emptying, amend or repairing check reaches the instance
+   * (including data the engine writes straight into mapped host space, which the driver never
+   * sees). Concurrent first changes share one call; when it rejects they fail and the next
+   * change calls it again. Never called on a read-only open: the engine refuses changes there.
+   * This is where a format marks an image as being written (a dirty or in-use flag, a new
+   * write GUID or CID, space prepared); whether a call after a flush does anything again is
+   * the format's choice (a per-session mark may be set once per open). Driver-internal changes
+   * (repairs at open) are the driver's own business.
+   */
+  beginWrites?(): Promise<void>;
+  /**
+   * Makes metadata durable (and flushes the file). Once it resolves, the engine considers the
+   * write session over: the next change calls {@link beginWrites} again.
+   */
   flush(): Promise<void>;
   check?(repair?: RepairMode): Promise<CheckResult>;
   info(): Promise<FormatInfo>;

@@ -48,6 +48,10 @@ export class ImageDevice implements BlockDevice {
   private readonly inFlight = new Set<InFlightAllocation>();
   private readonly guardFirstSector?: (newHead: Uint8Array) => void;
   private closed = false;
+  /** The write lifecycle: "writing" once `beginWrites` ran since open or the last flush. */
+  private writeState: "clean" | "writing" = "clean";
+  /** The `beginWrites` call in progress, shared by the changes that wait for it. */
+  private beginning?: Promise<void>;
 
   constructor(instance: FormatInstance, options: ImageDeviceOptions) {
     this.instance = instance;
@@ -84,6 +88,30 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+  }
+
+  /**
+   * The write lifecycle: before the first change after open or after a completed flush, tells
+   * the instance (`beginWrites`) once, however many changes start at the same time; they all
+   * wait for it. A failure rejects them and leaves the state clean, so the next change tries
+   * again. Called by every mutating method after its argument checks and never under the
+   * allocation lock (`beginWrites` runs under it, so it never overlaps a flush or a metadata
+   * operation). A change that overlaps a flush counts as one before it.
+   */
+  private async ensureWriting(): Promise<void> {
+    if (this.writeState === "writing") return;
+    this.beginning ??= (async () => {
+      try {
+        const inst = this.instance;
+        await this.exclusive(async () => {
+          if (inst.beginWrites) await inst.beginWrites();
+          this.writeState = "writing";
+        });
+      } finally {
+        this.beginning = undefined;
+      }
+    })();
+    await this.beginning;
   }
 
   private async mapping(offset: number, length: number): Promise<Mapping> {
@@ -152,6 +180,7 @@ export class ImageDevice implements BlockDevice {
       if (pending.length >= this.maxParallel) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+    if (copyUp.length > 0) await this.ensureWriting();
     for (const [start, length] of copyUp) await this.copyUp(start, length);
   }
 
@@ -197,6 +226,7 @@ export class ImageDevice implements BlockDevice {
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write");
     this.checkRange(offset, data.length, "write");
+    await this.ensureWriting();
     if (offset < 512 && this.guardFirstSector && data.length > 0) await this.checkFirstSector(offset, data);
     let pos = 0;
     while (pos < data.length) {
@@ -351,6 +381,7 @@ export class ImageDevice implements BlockDevice {
   async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
     this.checkWritable("write zeroes");
     this.checkRange(offset, length, "write zeroes");
+    await this.ensureWriting();
     const end = offset + length;
     let pos = offset;
     const unit = this.instance.allocationUnit;
@@ -382,6 +413,7 @@ export class ImageDevice implements BlockDevice {
   async discard(offset: number, length: number): Promise<void> {
     this.checkWritable("discard");
     this.checkRange(offset, length, "discard");
+    await this.ensureWriting();
     const unit = this.instance.allocationUnit;
     const start = Math.ceil(offset / unit) * unit;
     const end = offset + length === this.size ? this.size : Math.floor((offset + length) / unit) * unit;
@@ -393,6 +425,7 @@ export class ImageDevice implements BlockDevice {
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write compressed");
     this.checkRange(offset, data.length, "write compressed");
+    await this.ensureWriting();
     const unit = this.instance.compressionUnit ?? this.instance.allocationUnit;
     if (!this.instance.writeCompressed || offset % unit !== 0) {
       await this.write(offset, data);
@@ -423,6 +456,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.resize!(newSize));
   }
 
@@ -440,6 +474,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.setBacking!(ref));
   }
 
@@ -451,6 +486,7 @@ export class ImageDevice implements BlockDevice {
     this.checkWritable("empty the image");
     if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
     if (!this.instance.makeEmpty) return false;
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.makeEmpty!());
     return true;
   }
@@ -469,7 +505,11 @@ export class ImageDevice implements BlockDevice {
 
   async flush(): Promise<void> {
     if (this.closed) return;
-    await this.exclusive(() => this.instance.flush());
+    await this.exclusive(async () => {
+      await this.instance.flush();
+      // Durable now: the next change starts a new write session.
+      this.writeState = "clean";
+    });
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent> {
@@ -530,6 +570,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    if (repair) await this.ensureWriting();
     return this.exclusive(() => this.instance.check!(repair));
   }
 

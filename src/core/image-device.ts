@@ -570,7 +570,8 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
-    if (repair) await this.ensureWriting();
+    // A repair is left to the driver, lifecycle marks included: it must see the image as it is
+    // (a header the first write would rewrite is one of the things it reports and repairs).
     return this.exclusive(() => this.instance.check!(repair));
   }
 

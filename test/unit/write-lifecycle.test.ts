@@ -80,7 +80,7 @@ describe("write lifecycle", () => {
     }
   });
 
-  it("a repairing check starts a session; a plain check does not", async () => {
+  it("checks, repairing or not, leave the lifecycle to the driver", async () => {
     const { toy, dev } = device();
     let checks = 0;
     toy.check = async () => {
@@ -90,8 +90,10 @@ describe("write lifecycle", () => {
     await dev.check();
     expect(toy.beginCalls).toBe(0);
     await dev.check("all");
-    expect(toy.beginCalls).toBe(1);
+    expect(toy.beginCalls).toBe(0);
     expect(checks).toBe(2);
+    await dev.write(0, fill(1, 1));
+    expect(toy.beginCalls).toBe(1);
   });
 
   it("is never called on a read-only device", async () => {

@@ -176,19 +176,36 @@ export class Qcow2Instance implements FormatInstance {
     await this.file.write(QCOW2_HDR_OFFSET.incompatibleFeatures, qcow2U64Bytes(this.header.incompatibleFeatures));
   }
 
-  /** Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. */
-  readonly beforeWrite = async (): Promise<void> => {
-    this.assertWritable();
+  /**
+   * The write session starts: with lazy refcounts the on-disk refcounts may fall behind from
+   * now on, so the dirty bit is set (durably) first. The flush that writes them clears it, so
+   * the engine's next session sets it again. An image marked corrupt takes no writes and no bit.
+   */
+  async beginWrites(): Promise<void> {
+    if (this.corrupt || this.repairOnly) return;
+    await this.markDirty();
+  }
+
+  private async markDirty(): Promise<void> {
     if (this.lazyRefcounts && !this.dirtyByUs && this.header.version >= 3) {
       this.dirtyByUs = true;
       this.header.incompatibleFeatures |= QCOW2_INCOMPAT_DIRTY;
       await this.writeIncompatible();
       await this.file.flush();
     }
+  }
+
+  /**
+   * Called before any metadata write: refuses corrupt images, and sets the dirty bit when a
+   * driver-internal change (a repair at open, preallocation) writes outside a write session.
+   */
+  readonly beforeWrite = async (): Promise<void> => {
+    this.assertWritable();
+    await this.markDirty();
   };
 
+  /** Refuses writes to an image marked corrupt (the engine refuses read-only opens). */
   private assertWritable(): void {
-    if (this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot write qcow2 image: it is open read-only", { format: "qcow2" });
     if (this.corrupt && !this.inRepair) {
       throw new CorruptImageError("Cannot write qcow2 image: it is marked corrupt (repair it with check -r all)", {
         format: "qcow2",
@@ -760,7 +777,6 @@ export class Qcow2Instance implements FormatInstance {
 
   /** Full consistency check; see `check.ts`. */
   async check(repair?: RepairMode): Promise<CheckResult> {
-    if (repair && this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot repair qcow2 image: it is open read-only", { format: "qcow2" });
     // The check reads the file: cached changes go there first.
     if (!this.readOnly) await this.writeBackMetadata();
     this.inRepair = !!repair;

@@ -205,7 +205,10 @@ export interface FormatInstance {
    * change calls it again. Never called on a read-only open: the engine refuses changes there.
    * This is where a format marks an image as being written (a dirty or in-use flag, a new
    * write GUID or CID, space prepared); whether a call after a flush does anything again is
-   * the format's choice (a per-session mark may be set once per open). Repairs (`check` with a
+   * the format's choice (a per-session mark may be set once per open). A mark that must be set
+   * only when metadata changes (qcow2's lazy-refcounts dirty bit, QED's need-check bit: an
+   * overwrite in place leaves them clear, as in QEMU) stays on the driver's metadata path, which
+   * the engine cannot see. Repairs (`check` with a
    * repair mode, repairs at open) are the driver's own business, marks included: a repair must
    * see the image as it is, before a first-write mark rewrites part of it.
    */

@@ -177,31 +177,19 @@ export class Qcow2Instance implements FormatInstance {
   }
 
   /**
-   * The write session starts: with lazy refcounts the on-disk refcounts may fall behind from
-   * now on, so the dirty bit is set (durably) first. The flush that writes them clears it, so
-   * the engine's next session sets it again. An image marked corrupt takes no writes and no bit.
+   * Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. Not
+   * a `beginWrites` mark: the bit says the refcounts on disk may lag, which only a metadata
+   * change makes true, so an overwrite in place leaves it clear (as in QEMU). The flush that
+   * writes the refcounts clears it and re-arms this.
    */
-  async beginWrites(): Promise<void> {
-    if (this.corrupt || this.repairOnly) return;
-    await this.markDirty();
-  }
-
-  private async markDirty(): Promise<void> {
+  readonly beforeWrite = async (): Promise<void> => {
+    this.assertWritable();
     if (this.lazyRefcounts && !this.dirtyByUs && this.header.version >= 3) {
       this.dirtyByUs = true;
       this.header.incompatibleFeatures |= QCOW2_INCOMPAT_DIRTY;
       await this.writeIncompatible();
       await this.file.flush();
     }
-  }
-
-  /**
-   * Called before any metadata write: refuses corrupt images, and sets the dirty bit when a
-   * driver-internal change (a repair at open, preallocation) writes outside a write session.
-   */
-  readonly beforeWrite = async (): Promise<void> => {
-    this.assertWritable();
-    await this.markDirty();
   };
 
   /** Refuses writes to an image marked corrupt (the engine refuses read-only opens). */

@@ -75,16 +75,9 @@ class QedInstance implements FormatInstance {
   }
 
   /**
-   * The write session starts: the need-check bit is set durably before anything changes; the
-   * flush that ends the session clears it, so the engine's next session sets it again.
-   */
-  beginWrites(): Promise<void> {
-    return this.beforeChange();
-  }
-
-  /**
-   * Sets the need-check bit durably unless it is set. The tables call it too, before a metadata
-   * change, for changes outside a write session (a driver-internal repair).
+   * Sets the need-check bit durably before the first metadata change since the last flush. Not
+   * a `beginWrites` mark: only a table change can leave the image needing a check, so an
+   * overwrite of allocated clusters leaves the bit clear (as in QEMU).
    */
   async beforeChange(): Promise<void> {
     if (this.needsCheck) return;

@@ -20,6 +20,10 @@ export class ToyInstance implements FormatInstance {
   failBegin?: Error;
   /** When set, `beginWrites` waits for it before resolving. */
   beginGate?: Promise<void>;
+  /** Optional members a test may install. */
+  setBacking?: FormatInstance["setBacking"];
+  makeEmpty?: FormatInstance["makeEmpty"];
+  check?: FormatInstance["check"];
   next = 0;
   constructor(
     public size: number,

@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { ImageDevice } from "../../src/core/image-device.js";
+import { MemoryBackend } from "../../src/io/memory.js";
+import { createImage } from "../../src/index.js";
 import { tsKernel } from "../../src/kernel/ts-kernel.js";
 import { ToyInstance } from "./toy-format.js";
 
@@ -69,7 +71,11 @@ describe("write lifecycle", () => {
       ["discard", () => dev.discard(0, UNIT)],
       ["writeCompressed", () => dev.writeCompressed(UNIT, fill(UNIT, 2))],
       ["resize", () => dev.resize(32 * UNIT)],
+      ["setBacking", () => dev.setBacking({ name: "other" })],
+      ["makeEmpty", () => dev.makeEmpty()],
     ];
+    toy.setBacking = async () => void toy.events.push("set-backing");
+    toy.makeEmpty = async () => void toy.events.push("make-empty");
     for (const [name, change] of changes) {
       const before = toy.beginCalls;
       toy.events.length = 0;
@@ -138,5 +144,24 @@ describe("write lifecycle", () => {
     await expect(dev.writeZeroes(-1, 1)).rejects.toThrow(RangeError);
     await expect(dev.resize(-1)).rejects.toThrow(RangeError);
     expect(toy.beginCalls).toBe(0);
+  });
+
+  it("copy-on-read starts a session before it copies; a read that copies nothing does not", async () => {
+    const base = await createImage(new MemoryBackend(), { format: "raw", size: 16 * UNIT });
+    await base.write(0, fill(16 * UNIT, 7));
+    class CorToy extends ToyInstance {
+      readonly copyOnRead = true;
+    }
+    const toy = new CorToy(16 * UNIT, UNIT, { name: "base" });
+    const dev = new ImageDevice(toy, { readOnly: false, kernel: tsKernel, backing: base, name: "toy" });
+    await dev.write(0, fill(UNIT, 1));
+    await dev.flush();
+    await dev.read(0, UNIT); // allocated: nothing to copy
+    expect(toy.beginCalls).toBe(1);
+    toy.events.length = 0;
+    expect((await dev.read(2 * UNIT, 10))[0]).toBe(7);
+    expect(toy.events.slice(0, 2)).toEqual(["begin", "allocate"]);
+    expect(toy.beginCalls).toBe(2);
+    expect(toy.map.has(2)).toBe(true);
   });
 });

@@ -250,8 +250,8 @@ export class ImageDevice implements BlockDevice {
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write");
     this.checkRange(offset, data.length, "write");
-    await this.ensureWriting();
     if (offset < 512 && this.guardFirstSector && data.length > 0) await this.checkFirstSector(offset, data);
+    await this.ensureWriting();
     let pos = 0;
     while (pos < data.length) {
       const m = await this.mapping(offset + pos, data.length - pos);

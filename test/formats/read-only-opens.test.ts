@@ -5,7 +5,7 @@
  * read-only on a backend that would accept writes, then read, mapped, checked and described.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, openImage } from "../../src/index.js";
+import { MemoryBackend, builtinDrivers, createImage, openImage } from "../../src/index.js";
 
 /** A writable in-memory file that counts every call that could change it. */
 class WatchedBackend extends MemoryBackend {
@@ -23,20 +23,10 @@ class WatchedBackend extends MemoryBackend {
 const MiB = 1 << 20;
 const SIZE = 8 * MiB;
 
-/** Writable formats whose default create makes one self-contained file, with options that matter. */
+/** Every driver of the registry that creates images, and options that add a first-write mark. */
 const FORMATS: Array<[string, string?]> = [
-  ["qcow2"],
+  ...builtinDrivers.filter((d) => typeof d.create === "function").map((d): [string] => [d.name]),
   ["qcow2", "lazy_refcounts=on,cluster_size=4k"],
-  ["qcow"],
-  ["qed"],
-  ["vhdx"],
-  ["vpc"],
-  ["vdi"],
-  ["vmdk"],
-  ["parallels"],
-  ["gow2"],
-  ["fvd"],
-  ["raw"],
 ];
 
 function pattern(length: number, seed: number): Uint8Array {

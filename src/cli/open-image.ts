@@ -6,7 +6,7 @@
  */
 import type { ImageDevice } from "../core/image-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
-import { NodeFileBackend, createImage, openImage, type NodeFileOptions } from "../node.js";
+import { NodeFileBackend, createImage, isNbdUrl, openImage, openNbd, type NodeFileOptions } from "../node.js";
 import type { CreateImageOptions } from "../core/open.js";
 import { openError } from "./errors.js";
 
@@ -60,10 +60,31 @@ export interface CliImage {
   readonly files: OpenedFiles;
 }
 
-/** Opens `path` as qemu-img would. Failures become "Could not open 'path': …". */
+/**
+ * Opens `path` as qemu-img would; `path` may also be an NBD URL (`nbd://host:port/name`,
+ * `nbd+unix:///name?socket=PATH`) — only here, for names given on the command line, never for
+ * names stored in images. An image read over NBD opens no backing file. Failures become
+ * "Could not open 'path': …".
+ */
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
+    if (isNbdUrl(path)) {
+      const io = await openNbd(path, { readOnly: options.readOnly });
+      try {
+        const device = await openImage(io, {
+          format: options.format,
+          readOnly: options.readOnly,
+          noBacking: options.noBacking,
+          backing: "deny",
+          warn: options.warn,
+        });
+        return { device, files };
+      } catch (e) {
+        await io.close().catch(() => {});
+        throw e;
+      }
+    }
     const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
     files.set(path, top);
     const device = await openImage(top, {

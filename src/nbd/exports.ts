@@ -14,6 +14,8 @@ export interface NbdExportSpec {
   device: BlockDevice;
   /** Shown by `NBD_INFO_DESCRIPTION` and `NBD_OPT_LIST`. */
   description?: string;
+  /** Flush after every write request, as if each had `FUA` (qemu-nbd `--cache=writethrough`). */
+  writeThrough?: boolean;
 }
 
 /** Block size constraints advertised with `NBD_INFO_BLOCK_SIZE`. */

@@ -184,7 +184,7 @@ export class Transmission {
       default:
         throw new RequestError(C.NBD_EINVAL, `unknown command ${req.type}`);
     }
-    if (fua) await this.device.flush();
+    if (fua || this.agreed.export.writeThrough) await this.device.flush();
   }
 
   private async read(req: Request): Promise<void> {

@@ -58,8 +58,8 @@ export async function startNbdServer(listen: NbdListen, devices: NbdExportInput,
     server,
     close: () =>
       (closing ??= (async () => {
-        await listener.close();
-        await server.close();
+        // Together: a listener may wait for its connections to end, which server.close() does.
+        await Promise.all([listener.close(), server.close()]);
       })()),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * NBD sockets on `Deno.listen`/`Deno.connect` (TCP and Unix). Needs `--allow-net` (TCP) or
- * `--allow-read --allow-write` (Unix sockets).
+ * NBD sockets on `Deno.listen`/`Deno.connect` (TCP and Unix). Needs `--allow-net` (for a Unix
+ * socket: `--allow-net=unix:PATH` plus read and write access to PATH).
  * @module
  */
 import type { NbdAddress, NbdConnect, NbdListen, NbdListener, NbdSocket } from "../../nbd/socket.js";

@@ -32,11 +32,11 @@ export type OpenedFiles = Map<string, NodeFileBackend>;
  */
 const blockingFor = (readOnly: boolean | undefined): boolean => !!readOnly;
 
-function recordingOpener(files: OpenedFiles): FileOpener {
+function recordingOpener(files: OpenedFiles, blocking?: boolean): FileOpener {
   return async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
     const readOnly = !req.writable && !req.create;
-    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blockingFor(readOnly) });
+    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blocking ?? blockingFor(readOnly) });
     files.set(path, f);
     return f;
   };
@@ -51,6 +51,11 @@ export interface CliOpenOptions {
   warn?: (message: string) => void;
   /** Flush behaviour of the top image's file (`-t`); default `"writeback"`. */
   cache?: NodeFileOptions["cache"];
+  /**
+   * Blocking file I/O for every file of the chain; default: for files only read (see
+   * `blockingFor`). A server passes false: blocking reads would stall every other client.
+   */
+  blocking?: boolean;
 }
 
 /** An image opened by the CLI with the files of its chain. */
@@ -85,14 +90,15 @@ export async function openCliImage(path: string, options: CliOpenOptions = {}): 
         throw e;
       }
     }
-    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
+    const blocking = options.blocking ?? blockingFor(options.readOnly);
+    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking, cache: options.cache });
     files.set(path, top);
     const device = await openImage(top, {
       format: options.format,
       readOnly: options.readOnly,
       noBacking: options.noBacking,
       backing: "any",
-      openFile: recordingOpener(files),
+      openFile: recordingOpener(files, options.blocking),
       warn: options.warn,
     });
     return { device, files };

@@ -19,6 +19,8 @@ export interface NbdSocket {
   /**
    * Sends `data` (not kept after the promise settles); resolves once the bytes are handed to
    * the system, so awaiting it is the back-pressure. Rejects when the connection is gone.
+   * Calls are sent whole and in call order, even when made without awaiting the previous one:
+   * the protocol relies on this to keep a reply's header and data together.
    */
   write(data: Uint8Array): Promise<void>;
   /** Closes both directions; pending reads resolve `null`. Idempotent. */

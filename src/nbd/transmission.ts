@@ -192,8 +192,8 @@ export class Transmission {
       throw new RequestError(C.NBD_EOVERFLOW, `read of ${req.length} bytes, more than ${C.NBD_MAX_PAYLOAD}`);
     }
     const offset = this.range(req);
-    const data = new Uint8Array(req.length);
     if (!this.agreed.structuredReplies) {
+      const data = new Uint8Array(req.length);
       await this.device.readInto(offset, data);
       const h = new WireWriter(16).u32(C.NBD_SIMPLE_REPLY_MAGIC).u32(0).raw(req.cookie).bytes;
       this.socket.write(h).catch(() => {}); // a failure shows on the data write too
@@ -210,7 +210,9 @@ export class Transmission {
       else runs.push({ start: pos, end: pos + e.length, zero });
       pos += e.length;
     }
-    if (runs.some((r) => !r.zero)) await this.device.readInto(offset, data);
+    // One read of the whole range (the engine zero-fills holes cheaply) unless it is all holes.
+    const data = new Uint8Array(runs.some((r) => !r.zero) ? req.length : 0);
+    if (data.length > 0) await this.device.readInto(offset, data);
     for (let i = 0; i < runs.length; i++) {
       const r = runs[i];
       const flags = i === runs.length - 1 ? C.NBD_REPLY_FLAG_DONE : 0;

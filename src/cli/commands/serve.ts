@@ -92,7 +92,13 @@ Several FILEs may be served at once, each under its own -x NAME (in the same ord
     const stopSignals: Array<() => void> = [];
     try {
       for (const file of files) {
-        const { device } = await openCliImage(file, { format: optString(args, "format"), readOnly, cache, warn: ctx.warn });
+        const { device } = await openCliImage(file, {
+          format: optString(args, "format"),
+          readOnly,
+          cache,
+          warn: ctx.warn,
+          blocking: false,
+        });
         devices.push(device);
       }
       const exports: NbdExportSpec[] = devices.map((device, i) => ({

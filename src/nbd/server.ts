@@ -25,6 +25,11 @@ export interface NbdServerOptions {
   maxConnections?: number;
   /** Called whenever the number of connected clients (waiting ones included) changes. */
   onConnectionCount?: (count: number) => void;
+  /**
+   * Milliseconds a client has to finish negotiation before it is disconnected (qemu-nbd
+   * `--handshake-limit`), so a silent connection cannot hold a slot. Default 10 000; 0 = none.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** Connections waiting for a free slot beyond which new ones are closed at once. */
@@ -116,12 +121,33 @@ export class NbdServer implements HandshakeHost {
   private async session(socket: NbdSocket): Promise<void> {
     const reader = new WireReader(socket);
     let phase = "handshake";
+    const limit = this.options.handshakeTimeoutMs ?? 10_000;
+    let timedOut = false;
+    const timer = limit > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          socket.close();
+        }, limit)
+      : undefined;
     try {
-      const agreed = await negotiate(socket, reader, this);
+      let agreed;
+      try {
+        agreed = await negotiate(socket, reader, this);
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+      }
+      if (timedOut) {
+        this.log(`${socket.peer}: dropped: negotiation not finished within ${limit} ms`);
+        return;
+      }
       if (!agreed) return;
       phase = `export '${agreed.export.name}'`;
       await new Transmission(socket, reader, agreed, (m) => this.log(`${socket.peer}: ${m}`)).run();
     } catch (e) {
+      if (timedOut) {
+        this.log(`${socket.peer}: dropped: negotiation not finished within ${limit} ms`);
+        return;
+      }
       if (e instanceof NbdEndOfStream && !e.midMessage) return;
       if (this.closed) return;
       this.log(`${socket.peer}: dropped during ${phase}: ${e instanceof Error ? e.message : String(e)}`);

@@ -323,3 +323,24 @@ describe("NBD server: malformed input drops that client only", () => {
     await expectServing();
   });
 });
+
+describe("NBD server: time limits", () => {
+  it("a client that connects and says nothing is dropped after the handshake limit; others are served", async () => {
+    const lines: string[] = [];
+    const h = await serveNbd(rw, { listen: { port: 0 }, handshakeTimeoutMs: 300, maxConnections: 1, log: (m) => lines.push(m) });
+    try {
+      const silent = await RawPeer.connect((h.address as { port: number }).port);
+      await silent.read(18);
+      // With one slot, a second client waits behind the silent one until it is dropped.
+      const io = await openNbd(h.urls[0]);
+      expect(await silent.closedByServer()).toBe(true);
+      expect(lines.some((l) => /not finished within 300 ms/.test(l)), lines.join("\n")).toBe(true);
+      const buf = new Uint8Array(16);
+      await io.read(0, buf);
+      expect(same(buf, pattern(16, 1))).toBe(true);
+      await io.close();
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -28,6 +28,10 @@ declare global {
     now(): number;
   };
 
+  /** HTML timers (the NBD server's handshake limit). The handle is opaque. */
+  function setTimeout(callback: () => void, delayMs?: number): unknown;
+  function clearTimeout(handle: unknown): void;
+
   /** WebCrypto, only the random source. */
   var crypto: {
     getRandomValues<T extends ArrayBufferView | null>(array: T): T;

@@ -26,6 +26,7 @@ const SPECS = [
   { key: "allocation-depth", short: "A", long: "allocation-depth" },
   { key: "cache", long: "cache", value: true },
   { key: "pid-file", long: "pid-file", value: true },
+  { key: "handshake-limit", long: "handshake-limit", value: true },
 ];
 
 const CACHE_MODES = ["none", "writeback", "writethrough", "directsync", "unsafe"] as const;
@@ -61,6 +62,7 @@ Several FILEs may be served at once, each under its own -x NAME (in the same ord
   -A, --allocation-depth    offer the qemu:allocation-depth metadata context
   --cache MODE              none, writeback (default), writethrough, directsync, unsafe
   --pid-file FILE           write the process id to FILE once listening
+  --handshake-limit N       seconds a client has to finish negotiating (default 10; 0 = none)
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
     const args = parseCommandArgs(this, argv, SPECS, ctx);
@@ -84,6 +86,7 @@ Several FILEs may be served at once, each under its own -x NAME (in the same ord
     const cacheMode = cacheText as CacheMode;
     const cache: NodeFileOptions["cache"] = cacheMode === "unsafe" ? "unsafe" : "writeback";
     const pidFile = optString(args, "pid-file");
+    const handshakeSeconds = intArg(optString(args, "handshake-limit") ?? "10", "handshake limit", 0, 86400);
     await cliKernel();
 
     const devices: BlockDevice[] = [];
@@ -115,6 +118,7 @@ Several FILEs may be served at once, each under its own -x NAME (in the same ord
         listen,
         allocationDepth: optFlag(args, "allocation-depth"),
         maxConnections: shared,
+        handshakeTimeoutMs: handshakeSeconds * 1000,
         log: (m) => ctx.err(`vdisk serve: ${m}\n`),
         onConnectionCount: (n) => {
           if (n > 0) seenClient = true;

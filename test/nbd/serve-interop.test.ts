@@ -1,6 +1,7 @@
 // `vdisk serve` checked with real NBD clients: nbdinfo (sizes, flags, the allocation map),
 // nbdcopy, qemu-img convert and qemu-io over nbd:// URLs, and qemu-img check/compare on the
 // served image after the server has exited.
+import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/qemu.js";
@@ -215,5 +216,42 @@ describe.skipIf(!ok)("vdisk serve, writable", () => {
     expect(readFileSync(out).equals(readFileSync(ref))).toBe(true);
     server.child.kill("SIGINT");
     expect(await server.exited).toBe(0);
+  });
+});
+
+describe.skipIf(!ok)("vdisk serve against qemu-nbd", () => {
+  it("a qcow2 backing chain: base:allocation and qemu:allocation-depth maps equal qemu-nbd's", async () => {
+    const base = tmp.path("chain-base.qcow2");
+    const top = tmp.path("chain-top.qcow2");
+    await tool("qemu-img", "create", "-q", "-f", "qcow2", base, String(SIZE));
+    await tool("qemu-io", "-f", "qcow2", "-c", "write -P 1 0 2M", "-c", "write -z 4M 1M", base);
+    await tool("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top);
+    await tool("qemu-io", "-f", "qcow2", "-c", "write -P 2 1M 2M", "-c", "write -z 8M 64k", "-c", "discard 0 64k", top);
+    const qemuSock = tmp.path("chain-qemu.sock");
+    const qemu = spawn("qemu-nbd", ["-r", "-t", "-A", "-k", qemuSock, "-f", "qcow2", top], { stdio: "ignore" });
+    const qemuExited = new Promise((r) => qemu.on("exit", r));
+    const server = await startServe(["-r", "-t", "--allocation-depth", "-k", tmp.path("chain-vdisk.sock"), "-f", "qcow2", top]);
+    try {
+      const qemuUrl = `nbd+unix:///?socket=${qemuSock}`;
+      for (let i = 0; i < 100 && (await runTool("nbdinfo", ["--size", qemuUrl])).status !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const vdiskUrl = `nbd+unix:///?socket=${tmp.path("chain-vdisk.sock")}`;
+      for (const ctx of ["base:allocation", "qemu:allocation-depth"]) {
+        const theirs = await tool("nbdinfo", `--map=${ctx}`, qemuUrl);
+        const ours = await tool("nbdinfo", `--map=${ctx}`, vdiskUrl);
+        expect(ours, ctx).toBe(theirs);
+      }
+      // Data from both layers, as qemu-nbd serves it.
+      const a = tmp.path("chain-qemu.raw");
+      const b = tmp.path("chain-vdisk.raw");
+      await tool("nbdcopy", qemuUrl, a);
+      await tool("nbdcopy", vdiskUrl, b);
+      expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+    } finally {
+      qemu.kill("SIGTERM");
+      await qemuExited;
+      expect(await server.stop()).toBe(0);
+    }
   });
 });

@@ -5,15 +5,21 @@
  */
 import { NodeFileBackend } from "./adapters/node/file-backend.js";
 import { nodeFileOpener } from "./adapters/node/opener.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./core/open.js";
-import type { ImageDevice } from "./core/image-device.js";
+import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
+import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
 import { nodeNbdConnect, nodeNbdListen } from "./adapters/node/nbd-socket.js";
 import { NbdBackend } from "./nbd/backend.js";
 import { isNbdUrl } from "./nbd/socket.js";
 import { startNbdServer, type NbdExportInput, type NbdServeOptions, type NbdServerHandle } from "./nbd/serve.js";
+import { nodeCompressionCodecs } from "./adapters/node/compression.js";
+import { setCompressionCodecs } from "./codec/compression.js";
 
 export * from "./api.js";
+export { nodeCompressionCodecs } from "./adapters/node/compression.js";
+
+// zlib's native code (on the thread pool) for every compressed cluster and grain.
+setCompressionCodecs(nodeCompressionCodecs());
 export { NodeFileBackend, type NodeFileOptions } from "./adapters/node/file-backend.js";
 export { nodeFileOpener } from "./adapters/node/opener.js";
 export { nodeNbdConnect, nodeNbdListen } from "./adapters/node/nbd-socket.js";
@@ -27,7 +33,7 @@ export type ImageSource = string | IoBackend;
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */
-export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<ImageDevice> {
+export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<BlockDevice> {
   const io = typeof source === "string"
     ? isNbdUrl(source)
       ? await NbdBackend.open(nodeNbdConnect, source, { readOnly: options.readOnly })
@@ -37,7 +43,7 @@ export async function openImage(source: ImageSource, options: OpenImageOptions =
 }
 
 /** Creates (or truncates) the file `target` as a new image and returns it open read-write. */
-export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<ImageDevice> {
+export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<BlockDevice> {
   const io = typeof target === "string" ? await NodeFileBackend.open(target, { create: true }) : target;
   return createImageOn(io, { openFile: nodeFileOpener, ...options });
 }

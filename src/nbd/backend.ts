@@ -82,32 +82,44 @@ export class NbdBackend implements IoBackend {
     return this.client.close();
   }
 
-  /** Runs `fn` over `[offset, offset+length)` in pieces no larger than the payload limit, in parallel. */
+  /**
+   * Runs `fn` over `[offset, offset+length)` in pieces, in parallel. Pieces end at multiples of
+   * the largest whole-block payload, so widening a piece to whole blocks never takes it past
+   * the payload limit, and two pieces never widen into the same block (no racing edge writes).
+   */
   private async each(offset: number, length: number, fn: (o: number, n: number, pos: number) => Promise<void>): Promise<void> {
     const unit = this.client.info.minimumBlockSize;
-    // Pieces stay within the limit after widening to whole blocks on both sides.
     const payload = this.client.info.maximumPayload;
-    const max = Math.max(unit, payload - (payload % unit) - (unit > 1 ? 2 * unit : 0));
+    const max = Math.max(unit, payload - (payload % unit));
     const parts: Promise<void>[] = [];
-    for (let pos = 0; pos < length; pos += max) parts.push(fn(offset + pos, Math.min(max, length - pos), pos));
+    for (let pos = 0; pos < length;) {
+      const boundary = (Math.floor((offset + pos) / max) + 1) * max;
+      const n = Math.min(boundary - (offset + pos), length - pos);
+      parts.push(fn(offset + pos, n, pos));
+      pos += n;
+    }
     await Promise.all(parts);
   }
 
-  private async readAligned(offset: number, into: Uint8Array): Promise<void> {
+  /** `[offset, offset+length)` widened to whole minimum blocks (clipped at the export's end). */
+  private widened(offset: number, length: number): { start: number; end: number; exact: boolean } {
     const unit = this.client.info.minimumBlockSize;
     const start = offset - (offset % unit);
-    const end = Math.min(this.client.info.size, Math.ceil((offset + into.length) / unit) * unit);
-    if (start === offset && end === offset + into.length) return this.client.read(offset, into);
+    const end = Math.min(this.client.info.size, Math.ceil((offset + length) / unit) * unit);
+    return { start, end, exact: start === offset && end === offset + length };
+  }
+
+  private async readAligned(offset: number, into: Uint8Array): Promise<void> {
+    const { start, end, exact } = this.widened(offset, into.length);
+    if (exact) return this.client.read(offset, into);
     const buf = new Uint8Array(end - start);
     await this.client.read(start, buf);
     into.set(buf.subarray(offset - start, offset - start + into.length));
   }
 
   private async writeAligned(offset: number, data: Uint8Array): Promise<void> {
-    const unit = this.client.info.minimumBlockSize;
-    const start = offset - (offset % unit);
-    const end = Math.min(this.client.info.size, Math.ceil((offset + data.length) / unit) * unit);
-    if (start === offset && end === offset + data.length) return this.client.write(offset, data);
+    const { start, end, exact } = this.widened(offset, data.length);
+    if (exact) return this.client.write(offset, data);
     const buf = new Uint8Array(end - start);
     await this.client.read(start, buf);
     buf.set(data, offset - start);

@@ -1,7 +1,7 @@
 // The NBD client side and many clients at once: openImage("nbd+unix://…") against qemu-nbd (an
 // independent server), four concurrent vdisk clients with random reads and writes checked
 // against a model, and the CLI opening URLs given on its command line but never one an image names.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
@@ -60,8 +60,9 @@ describe.skipIf(!HAVE_QEMU_NBD)("NbdBackend against qemu-nbd", () => {
     await tool("qemu-img", "convert", "-f", "qcow2", "-O", "raw", file, ref);
     const sock = tmp.path("q.sock");
     const server = await qemuNbd(["-f", "qcow2", "-t", "-e", "2", file], sock);
+    let dev: Awaited<ReturnType<typeof openImage>> | undefined;
     try {
-      const dev = await openImage(`nbd+unix:///?socket=${sock}`, { format: "raw" });
+      dev = await openImage(`nbd+unix:///?socket=${sock}`, { format: "raw" });
       expect(dev.size).toBe(8 * MiB);
       const all = new Uint8Array(dev.size);
       await dev.readInto(0, all);
@@ -71,8 +72,8 @@ describe.skipIf(!HAVE_QEMU_NBD)("NbdBackend against qemu-nbd", () => {
       await dev.write(1234567, data);
       await dev.flush();
       expect(Buffer.from(await dev.read(1234567, data.length)).equals(Buffer.from(data))).toBe(true);
-      await dev.close();
     } finally {
+      await dev?.close().catch(() => {});
       await server.stop();
     }
     const check = await runTool("qemu-img", ["check", "-f", "qcow2", file]);
@@ -200,6 +201,48 @@ describe.skipIf(!HAVE_QEMU_NBD)("the CLI and NBD URLs", () => {
     } finally {
       await handle.close();
       await device.close();
+    }
+  });
+});
+
+const HAVE_NBDKIT = spawnSync("sh", ["-c", "command -v nbdkit"]).status === 0;
+if (!HAVE_NBDKIT) warnNbdSkipped("NbdBackend against nbdkit's blocksize-policy filter");
+
+describe.skipIf(!HAVE_NBDKIT)("NbdBackend against nbdkit with block size constraints", () => {
+  it("unaligned and oversized reads and writes become aligned requests within the limits", async () => {
+    const sock = tmp.path("kit.sock");
+    // The filter fails (EINVAL) any request that breaks the advertised constraints.
+    const kit = spawn("nbdkit", [
+      "-f", "-U", sock, "--filter=blocksize-policy", "memory", "1M",
+      "blocksize-minimum=4096", "blocksize-preferred=4096", "blocksize-maximum=65536", "blocksize-error-policy=error",
+    ], { stdio: "ignore" });
+    const exited = new Promise<void>((r) => kit.on("exit", () => r()));
+    let io: Awaited<ReturnType<typeof openNbd>> | undefined;
+    try {
+      for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      io = await openNbd(`nbd+unix:///?socket=${sock}`);
+      expect(io.exportInfo.minimumBlockSize).toBe(4096);
+      expect(io.exportInfo.maximumPayload).toBe(65536);
+      const model = new Uint8Array(1 << 20);
+      const rand = rng(7);
+      for (let i = 0; i < 20; i++) {
+        const start = Math.floor(rand() * 900_000);
+        const data = Uint8Array.from({ length: 1 + Math.floor(rand() * 150_000) }, () => (rand() * 256) | 0);
+        const len = Math.min(data.length, model.length - start);
+        model.set(data.subarray(0, len), start);
+        await io.write(start, data.subarray(0, len));
+      }
+      const all = new Uint8Array(model.length);
+      expect(await io.read(0, all)).toBe(all.length);
+      expect(Buffer.from(all).equals(Buffer.from(model))).toBe(true);
+      const part = new Uint8Array(70_001);
+      await io.read(12_345, part);
+      expect(Buffer.from(part).equals(Buffer.from(model.subarray(12_345, 12_345 + 70_001)))).toBe(true);
+    } finally {
+      // nbdkit waits for its clients before exiting.
+      await io?.close().catch(() => {});
+      kit.kill("SIGTERM");
+      await exited;
     }
   });
 });

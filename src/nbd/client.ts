@@ -61,7 +61,8 @@ export class NbdClient {
     } catch (e) {
       socket.close();
       if (e instanceof ImageError) throw e;
-      throw new ImageError("ERR_IO", `NBD handshake with ${socket.peer} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      const why = e instanceof Error ? e.message : String(e);
+      throw new ImageError("ERR_IO", `NBD handshake with ${socket.peer} failed: ${why}`, { cause: e });
     }
   }
 
@@ -128,7 +129,8 @@ export class NbdClient {
   }
 
   private fail(e: unknown): void {
-    this.failure ??= new ImageError("ERR_IO", `NBD connection to ${this.socket.peer} lost: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    const why = e instanceof Error ? e.message : String(e);
+    this.failure ??= new ImageError("ERR_IO", `NBD connection to ${this.socket.peer} lost: ${why}`, { cause: e });
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();
     this.socket.close();
@@ -159,6 +161,11 @@ export class NbdClient {
   }
 }
 
+/** An option request: IHAVEOPT, the option, the data length, the data. */
+function optionRequest(option: number, data: Uint8Array): Uint8Array {
+  return new WireWriter(16 + data.length).u64Halves(C.NBD_OPTS_MAGIC).u32(option).u32(data.length).raw(data).bytes;
+}
+
 async function handshake(socket: NbdSocket, reader: WireReader, exportName: string): Promise<NbdExportInfo> {
   const greeting = new DataView((await reader.readExact(18)).buffer);
   if (greeting.getUint32(0) !== C.NBD_MAGIC[0] || greeting.getUint32(4) !== C.NBD_MAGIC[1]) {
@@ -174,13 +181,15 @@ async function handshake(socket: NbdSocket, reader: WireReader, exportName: stri
 
   const name = utf8(exportName);
   const goData = new WireWriter(4 + name.length + 4).u32(name.length).raw(name).u16(1).u16(C.NBD_INFO_BLOCK_SIZE).bytes;
-  await socket.write(new WireWriter(16 + goData.length).u64Halves(C.NBD_OPTS_MAGIC).u32(C.NBD_OPT_GO).u32(goData.length).raw(goData).bytes);
+  await socket.write(optionRequest(C.NBD_OPT_GO, goData));
   let size: number | undefined;
   let flags = 0;
   let sizes = { minimum: 1, preferred: 4096, maximum: C.NBD_MAX_PAYLOAD };
   for (let replies = 0; replies < 1024; replies++) {
     const h = new DataView((await reader.readExact(20)).buffer);
-    if (h.getUint32(0) !== C.NBD_REP_MAGIC[0] || h.getUint32(4) !== C.NBD_REP_MAGIC[1]) throw new NbdProtocolError("bad option reply magic");
+    if (h.getUint32(0) !== C.NBD_REP_MAGIC[0] || h.getUint32(4) !== C.NBD_REP_MAGIC[1]) {
+      throw new NbdProtocolError("bad option reply magic");
+    }
     const type = h.getUint32(12);
     const length = h.getUint32(16);
     if (length > MAX_OPTION_LENGTH) throw new NbdProtocolError(`option reply of ${length} bytes`);
@@ -217,7 +226,7 @@ async function handshake(socket: NbdSocket, reader: WireReader, exportName: stri
 }
 
 async function exportNameFallback(socket: NbdSocket, reader: WireReader, name: Uint8Array, noZeroes: boolean): Promise<NbdExportInfo> {
-  await socket.write(new WireWriter(16 + name.length).u64Halves(C.NBD_OPTS_MAGIC).u32(C.NBD_OPT_EXPORT_NAME).u32(name.length).raw(name).bytes);
+  await socket.write(optionRequest(C.NBD_OPT_EXPORT_NAME, name));
   const reply = new DataView((await reader.readExact(noZeroes ? 10 : 134)).buffer);
   const size = readU64(reply, 0);
   if (size === undefined) throw new NbdProtocolError("export size past 2^53");

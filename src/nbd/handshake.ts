@@ -93,7 +93,8 @@ export async function negotiate(socket: NbdSocket, reader: WireReader, host: Han
           for (const ex of host.listExports()) {
             const name = utf8(ex.name);
             const desc = utf8(ex.description ?? "");
-            await reply(option, C.NBD_REP_SERVER, new WireWriter(4 + name.length + desc.length).u32(name.length).raw(name).raw(desc).bytes);
+            const body = new WireWriter(4 + name.length + desc.length).u32(name.length).raw(name).raw(desc).bytes;
+            await reply(option, C.NBD_REP_SERVER, body);
           }
           await reply(option, C.NBD_REP_ACK);
           break;

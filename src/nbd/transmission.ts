@@ -287,7 +287,8 @@ export class Transmission {
       (req.type === C.NBD_CMD_READ || req.type === C.NBD_CMD_BLOCK_STATUS);
     if (!structured) return this.simpleReply(req, errno);
     const msg = utf8(message.slice(0, 200));
-    return this.chunk(req, C.NBD_REPLY_FLAG_DONE, C.NBD_REPLY_TYPE_ERROR, new WireWriter(6 + msg.length).u32(errno).u16(msg.length).raw(msg).bytes);
+    const body = new WireWriter(6 + msg.length).u32(errno).u16(msg.length).raw(msg).bytes;
+    return this.chunk(req, C.NBD_REPLY_FLAG_DONE, C.NBD_REPLY_TYPE_ERROR, body);
   }
 }
 

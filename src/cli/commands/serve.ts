@@ -41,7 +41,8 @@ function intArg(text: string, what: string, min: number, max: number): number {
 /** `vdisk serve`: qemu-nbd: serves images over NBD until interrupted (or the last client leaves). */
 export const serveCommand: Command = {
   name: "serve",
-  synopsis: "serve [-f FMT] [-r] [-x NAME] [-p PORT] [-b ADDR] [-k SOCKET] [-t] [-e N] [--allocation-depth] [--cache MODE] [--pid-file F] FILE...",
+  synopsis: "serve [-f FMT] [-r] [-x NAME] [-p PORT] [-b ADDR] [-k SOCKET] [-t] [-e N] [--allocation-depth] " +
+    "[--cache MODE] [--pid-file F] FILE...",
   help: `usage: vdisk serve [-f FMT] [-r] [-x NAME] [-p PORT] [-b ADDR] [-k SOCKET] [-t] [-e N]
                    [--allocation-depth] [--cache MODE] [--pid-file F] FILE...
 
@@ -158,7 +159,10 @@ Several FILEs may be served at once, each under its own -x NAME (in the same ord
           // Already removed by someone else.
         }
       }
-      if (failure) throw new CliError(`Could not flush the served images: ${failure instanceof Error ? failure.message : String(failure)}`, 1, { cause: failure });
+      if (failure) {
+        const why = failure instanceof Error ? failure.message : String(failure);
+        throw new CliError(`Could not flush the served images: ${why}`, 1, { cause: failure });
+      }
     }
     return 0;
   },

@@ -61,7 +61,9 @@ Several FILEs may be served at once, each under its own -x NAME (in the same ord
   -t, --persistent          keep serving after the last client disconnects
   -e, --shared N            clients served at once (default 1; more wait their turn)
   -A, --allocation-depth    offer the qemu:allocation-depth metadata context
-  --cache MODE              none, writeback (default), writethrough, directsync, unsafe
+  --cache MODE              writeback (default: flush on request), writethrough and directsync
+                            (flush after every write), unsafe (never flush); none = writeback
+                            (no O_DIRECT)
   --pid-file FILE           write the process id to FILE once listening
   --handshake-limit N       seconds a client has to finish negotiating (default 10; 0 = none)
 `,

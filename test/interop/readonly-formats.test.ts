@@ -1,5 +1,5 @@
 /**
- * The formats qemu-img only reads — bochs and cloop — on QEMU's sample images
+ * The formats qemu-img only reads — bochs, cloop and dmg — on QEMU's sample images
  * (../shared/corpus/qemu-samples): probed like qemu, read with the hashes MANIFEST.json records,
  * the header and table pokes of qemu-iotests 075 and 078 refused with qemu's messages
  * (corpus/iotests.md), and create/convert/amend refused with qemu-img's wording.
@@ -53,10 +53,10 @@ describe.skipIf(!available)("bochs and cloop samples", () => {
   const manifest: Sample[] = available ? JSON.parse(readFileSync(join(SAMPLES, "MANIFEST.json"), "utf8")) : [];
   const sample = (format: string) => manifest.find((s) => s.format === format)!;
 
-  for (const format of ["bochs", "cloop"]) {
+  for (const format of ["bochs", "cloop", "dmg"]) {
     it(`${format}: probed, and reads with the manifest's hash and size`, async () => {
       const s = sample(format);
-      const img = await openImage(new MemoryBackend(unpack(s.file)), { readOnly: true });
+      const img = await openImage(new MemoryBackend(unpack(s.file), { name: s.file.replace(/\.bz2$/, "") }), { readOnly: true });
       expect(img.format).toBe(format);
       expect(img.size).toBe(s.virtual_size);
       expect(img.capabilities.write).toBe(false);
@@ -102,10 +102,21 @@ describe.skipIf(!available)("bochs and cloop samples", () => {
     }
   });
 
+  it("dmg: a damaged trailer or property list is an ImageError naming it", async () => {
+    const image = unpack(sample("dmg").file);
+    const koly = image.length - 512;
+    // No koly magic.
+    expect(await openError(poked(image, [[koly, [0, 0, 0, 0]]]), "dmg")).toMatchObject({ code: "ERR_CORRUPT_IMAGE", message: /no koly trailer/ });
+    // A property list offset past the file.
+    expect(await openError(poked(image, [[koly + 0xd8, [0x7f, 0, 0, 0, 0, 0, 0, 0]]]), "dmg")).toMatchObject({ code: "ERR_CORRUPT_IMAGE", message: /property list/ });
+    // The data fork length cut to 512 bytes: chunks point past it.
+    expect(await openError(poked(image, [[koly + 32, [0, 0, 0, 0, 0, 0, 2, 0]]]), "dmg")).toMatchObject({ code: "ERR_CORRUPT_IMAGE", message: /past the data fork/ });
+  });
+
   it("create, convert -O and amend are refused with qemu-img's wording", async () => {
     const t = tempDir("vdisk-readonly-");
     try {
-      for (const format of ["bochs", "cloop"]) {
+      for (const format of ["bochs", "cloop", "dmg"]) {
         const c = await vdisk("create", "-f", format, t.path(`x.${format}`), "1M");
         expect(c.status).toBe(1);
         expect(c.stderr).toContain(`Format driver '${format}' does not support image creation`);

@@ -32,3 +32,11 @@ export {
 } from "./core/open.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
+export type {
+  SequentialDataRange,
+  SequentialOutput,
+  SequentialSource,
+  SequentialWriteContext,
+  SequentialWriter,
+} from "./core/sequential-writer.js";
+export * from "./streams/index.js";

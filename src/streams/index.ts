@@ -1,0 +1,16 @@
+/**
+ * Streams: a disk as a `ReadableStream`, and conversion into append-only sinks (pipes,
+ * `WritableStream`s, uploads, Blobs) through the formats' sequential writers.
+ * @module
+ */
+export { deviceStream, type DeviceStreamOptions } from "./device-stream.js";
+export {
+  convertToStream,
+  prepareStreamWriter,
+  streamableFormats,
+  type ConvertToStreamOptions,
+  type ConvertToStreamResult,
+  type StreamProgress,
+} from "./convert-to-stream.js";
+export { convertToBlob, type ConvertToBlobOptions } from "./convert-to-blob.js";
+export type { NodeWritableLike, StreamSink } from "./sink.js";

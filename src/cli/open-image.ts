@@ -9,6 +9,7 @@ import type { FileOpener, IoBackend } from "../io/backend.js";
 import { NodeFileBackend, createImage, openImage, type NodeFileOptions } from "../node.js";
 import type { CreateImageOptions } from "../core/open.js";
 import { openError } from "./errors.js";
+import { rejectPipeSource } from "./pipe-source.js";
 
 /**
  * The name qemu-img shows for `name` stored in the image at `base`: absolute names as they are,
@@ -64,6 +65,7 @@ export interface CliImage {
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
+    rejectPipeSource(path);
     const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
     files.set(path, top);
     const device = await openImage(top, {

@@ -11,6 +11,7 @@ import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { closingAfter, createCliImage, openCliImage, type CliImage } from "../open-image.js";
 import { progressPrinter } from "../progress.js";
+import { isStreamTarget, streamConvert } from "../stream-output.js";
 import { joinedOptions, createOptionsHelp, parseSizeArg, requireFormat, splitCreateOptions, wantsOptionHelp } from "./create.js";
 
 const SPECS = [
@@ -144,6 +145,14 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
       throw new CliError(errorText(e), 1, { cause: e });
     }
     if (createOpts.size !== undefined) throw new CliError("Option size is not allowed for convert");
+    if (isStreamTarget(dstPath)) {
+      if (noCreate) throw new CliError("-n cannot be used with a non-seekable output (the image is written front to back)");
+      if ((backingFile ?? createOpts.backingFile) !== undefined) throw new CliError("-B cannot be used with a non-seekable output");
+      return streamConvert({
+        srcPath, srcFormat: optString(args, "format"), dstPath, outDriver, options: createOpts.values, compress,
+        sparseSize: sparse, progress: optFlag(args, "progress") && !quiet,
+      }, ctx);
+    }
     const kernel = await cliKernel();
     const progress = progressPrinter(ctx, optFlag(args, "progress") && !quiet);
     let src: CliImage | undefined;

@@ -10,7 +10,7 @@
  */
 import type { CreateOptionValues } from "../../core/format.js";
 import type { SequentialWriteContext, SequentialWriter } from "../../core/sequential-writer.js";
-import { ImageError } from "../../errors.js";
+import { ImageError, UnsupportedFeatureError } from "../../errors.js";
 import { forEachUnit, unitRuns, writeRawDisk } from "../shared/sequential-units.js";
 import { vhdMakeFooter, vhdPlanSize, type VhdSizePlan } from "./create.js";
 import {
@@ -92,7 +92,8 @@ async function writeVhdStream(ctx: SequentialWriteContext): Promise<void> {
 
 /** The vpc sequential writer (dynamic and fixed VHDs). */
 export const vhdSequentialWriter: SequentialWriter = {
-  prepare(options) {
+  prepare(options, compress) {
+    if (compress) throw new UnsupportedFeatureError("Compression not supported for this file format", { format: "vpc" });
     const p = plan(options, 0);
     return { passes: 1, zeroScanUnit: p.diskType === VhdDiskType.fixed ? undefined : VHD_DEFAULT_BLOCK_SIZE };
   },

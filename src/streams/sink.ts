@@ -64,7 +64,9 @@ function driveWebSink(sink: WritableStream<Uint8Array>, signal?: AbortSignal): S
       await abortable(writer.close(), signal);
     },
     async abort(reason) {
-      await writer.abort(reason).catch(() => {});
+      // Not awaited: the stream errors at once, but abort() settles only after a write the
+      // sink is stuck in, which may be never.
+      writer.abort(reason).catch(() => {});
     },
   };
 }

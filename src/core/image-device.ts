@@ -9,6 +9,7 @@ import type { Kernel } from "../kernel/kernel.js";
 import type { BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Allocation, Mapping } from "./mapping.js";
+import { deviceStream, type DeviceStreamOptions } from "./device-stream.js";
 import { Mutex } from "./mutex.js";
 
 /** Options of {@link ImageDevice}. */
@@ -535,6 +536,11 @@ export class ImageDevice implements BlockDevice {
 
   info(): Promise<FormatInfo> {
     return this.instance.info();
+  }
+
+  /** The guest bytes of `[start, end)` as a `ReadableStream`; see {@link deviceStream}. */
+  stream(options?: DeviceStreamOptions): ReadableStream<Uint8Array> {
+    return deviceStream(this, options);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
  * `WritableStream`s, uploads, Blobs) through the formats' sequential writers.
  * @module
  */
-export { deviceStream, type DeviceStreamOptions } from "./device-stream.js";
+export { deviceStream, type DeviceStreamOptions } from "../core/device-stream.js";
 export {
   convertToStream,
   prepareStreamWriter,

@@ -192,6 +192,13 @@ describe("deviceStream", () => {
     expect(c.read()).toBe(after);
   });
 
+  it("ImageDevice.stream() is deviceStream of the image", async () => {
+    const bytes = new Uint8Array(300000).map((_, i) => i % 251);
+    const img = await openImage(new MemoryBackend(bytes.slice()), { format: "raw", readOnly: true });
+    expect(same(await collect(img.stream({ start: 5, chunkSize: 4096 })), bytes.subarray(5))).toBe(true);
+    await img.close();
+  });
+
   it("refuses a range outside the disk", async () => {
     const dev = await createImage(new MemoryBackend(), { format: "raw", size: 4096 });
     expect(() => deviceStream(dev, { end: 8192 })).toThrow(RangeError);

@@ -1,8 +1,9 @@
 /**
- * A disk's guest bytes as a web `ReadableStream`.
+ * A disk's guest bytes as a web `ReadableStream` (here, not in `streams/`, so that
+ * `ImageDevice.stream` can delegate to it: core imports no layer above it).
  * @module
  */
-import type { BlockDevice } from "../core/block-device.js";
+import type { BlockDevice } from "./block-device.js";
 
 /** Options of {@link deviceStream}. */
 export interface DeviceStreamOptions {

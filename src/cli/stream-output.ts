@@ -69,7 +69,7 @@ export async function streamConvert(req: StreamConvertRequest, ctx: CommandConte
           sparseSize: req.sparseSize,
           name: req.dstPath,
           warn: ctx.warn,
-          onProgress: (p) => progress.update(p.done, p.total),
+          onProgress: progress.update,
         });
       } catch (e) {
         throw new CliError(`${req.dstPath}: ${errorText(e)}`, 1, { cause: e });

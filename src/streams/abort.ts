@@ -1,17 +1,11 @@
 /**
- * AbortSignal helpers for the streaming layer.
+ * AbortSignal helpers for the streaming layer (on top of core's).
  * @module
  */
-
-/** The reason an aborted `signal` gives (a DOMException named AbortError when none was given). */
-export function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException("The operation was aborted", "AbortError");
-}
+import { abortReason, throwIfAborted } from "../core/abort.js";
 
 /** Throws the abort reason when `signal` is aborted. */
-export function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw abortReason(signal);
-}
+export const checkAborted = throwIfAborted;
 
 /** `p`, or a rejection with the abort reason as soon as `signal` aborts (whichever is first). */
 export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -5,6 +5,7 @@
  * and turns an abort into an errored sink.
  * @module
  */
+import type { OperationOptions, Progress } from "../core/abort.js";
 import type { BlockDevice } from "../core/block-device.js";
 import type { CreateOptionValues, FormatDriver } from "../core/format.js";
 import { parseCreateOptions } from "../core/options.js";
@@ -20,13 +21,10 @@ import { sequentialSource } from "./source.js";
 import { scanNonZeroUnits } from "./zero-scan.js";
 
 /** Progress of a streaming conversion: `done` of `total` source bytes read (over every pass). */
-export interface StreamProgress {
-  done: number;
-  total: number;
-}
+export type StreamProgress = Progress;
 
 /** Options of {@link convertToStream}. */
-export interface ConvertToStreamOptions {
+export interface ConvertToStreamOptions extends OperationOptions {
   /** Target format (`raw`, `qcow2`, `vmdk` with `subformat=streamOptimized`, `vpc`). */
   format: string;
   /** Create options as `qemu-img -o` names them; strings are parsed (`cluster_size: "64k"`). */

@@ -28,24 +28,27 @@ declare global {
     now(): number;
   };
 
-  /** WebCrypto, only the random source. */
-  var crypto: {
-    getRandomValues<T extends ArrayBufferView | null>(array: T): T;
-  };
-
-  /** DOM AbortSignal, as far as the operations and streams use it. */
+  /** DOM's AbortSignal, as the operations read it (Node ≥ 15, Deno, browsers). */
   interface AbortSignal {
     readonly aborted: boolean;
-    readonly reason: unknown;
-    throwIfAborted(): void;
+    readonly reason: any;
     addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
     removeEventListener(type: "abort", listener: () => void): void;
   }
 
-  /** WebIDL DOMException (AbortError). */
+  /** WebIDL's DOMException (Node ≥ 17, Deno, browsers): the default abort reason. */
   class DOMException extends Error {
     constructor(message?: string, name?: string);
   }
+
+  /** HTML timers (every runtime has them; the return value is opaque). */
+  function setTimeout(callback: () => void, ms?: number): unknown;
+  function clearTimeout(handle: unknown): void;
+
+  /** WebCrypto, only the random source. */
+  var crypto: {
+    getRandomValues<T extends ArrayBufferView | null>(array: T): T;
+  };
 
   /** WHATWG Streams: the writable side, as the streaming layer drives it. */
   interface WritableStreamDefaultWriter<W> {

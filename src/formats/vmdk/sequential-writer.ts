@@ -162,7 +162,7 @@ async function writeVmdkStream(ctx: SequentialWriteContext): Promise<void> {
     }
     const at = out.position / VMDK_SECTOR_SIZE;
     new DataView(gt!.buffer).setUint32((grain % gtes) * 4, at, true);
-    await out.write(encodeVmdkCompressedGrain(grain * VMDK_DEFAULT_GRANULARITY, bytes));
+    await out.write(await encodeVmdkCompressedGrain(grain * VMDK_DEFAULT_GRANULARITY, bytes));
   }, ctx.progress);
   await writeTable();
 

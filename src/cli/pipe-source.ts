@@ -16,7 +16,9 @@ export function rejectPipeSource(path: string): void {
     pipe = st.isFIFO() || st.isSocket();
   } catch {
     // `-` names standard input only when no file of that name exists (qemu-img opens the file).
-    if (path === "-") throw new Error("standard input cannot be read as an image: vdisk reads images at random offsets (save it to a file first)");
+    if (path === "-") {
+      throw new Error("standard input cannot be read as an image: vdisk reads images at random offsets (save it to a file first)");
+    }
     return;
   }
   if (pipe) throw new Error(`'file' driver requires '${path}' to be a regular file`);

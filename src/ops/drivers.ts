@@ -12,6 +12,9 @@ export function driverList(extra: readonly FormatDriver[] = []): readonly Format
 }
 
 /** The driver named `name` (or an alias) among `drivers`; `undefined` when unknown. */
-export function lookupDriver(name: string, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver | undefined {
+export function lookupDriver(
+  name: string,
+  drivers: readonly FormatDriver[] = builtinDrivers,
+): FormatDriver | undefined {
   return findDriver(name, drivers);
 }

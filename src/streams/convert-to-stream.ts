@@ -82,12 +82,14 @@ export function prepareStreamWriter(
   const drivers = driverList(extra);
   const driver = lookupDriver(format, drivers);
   if (!driver) {
-    throw new ImageError("ERR_UNKNOWN_FORMAT", `Unknown format '${format}' (known: ${drivers.map((d) => d.name).join(", ")})`);
+    const known = drivers.map((d) => d.name).join(", ");
+    throw new ImageError("ERR_UNKNOWN_FORMAT", `Unknown format '${format}' (known: ${known})`);
   }
   const writer = driver.sequentialWriter;
   if (!writer) {
     throw new UnsupportedFeatureError(
-      `Cannot write ${driver.name} to a non-seekable output: its layout needs a seekable file (formats that can: ${streamableFormats(drivers).join(", ")})`,
+      `Cannot write ${driver.name} to a non-seekable output: its layout needs a seekable file ` +
+        `(formats that can: ${streamableFormats(drivers).join(", ")})`,
       { format: driver.name },
     );
   }
@@ -112,7 +114,8 @@ export async function convertToStream(
   const signal = options.signal;
   const driven = driveSink(sink, signal);
   try {
-    const { driver, values, plan } = prepareStreamWriter(options.format, options.options, !!options.compress, options.drivers);
+    const compress = !!options.compress;
+    const { driver, values, plan } = prepareStreamWriter(options.format, options.options, compress, options.drivers);
     const sparseSize = options.sparseSize ?? 4096;
     if (!Number.isSafeInteger(sparseSize) || sparseSize < 0) throw new RangeError(`Invalid sparse size ${sparseSize}`);
     checkAborted(signal);
@@ -140,7 +143,7 @@ export async function convertToStream(
       source: src,
       output,
       options: values,
-      compress: !!options.compress,
+      compress,
       sparseSize,
       kernel,
       name: options.name ?? `disk.${driver.name}`,

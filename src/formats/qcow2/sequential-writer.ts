@@ -99,9 +99,8 @@ function planLayout(size: number, p: Qcow2CreateParams, data: DataPlan): Layout 
   const l2Entries = cs / 8;
   const l1Size = Math.ceil(size / cs / l2Entries);
   if (l1Size * 8 > QCOW2_MAX_L1_BYTES) {
-    throw new ImageError("ERR_INVALID_OPTION", `Image size ${size} needs an L1 table larger than 32 MiB with ${cs}-byte clusters`, {
-      format: "qcow2",
-    });
+    const why = `Image size ${size} needs an L1 table larger than 32 MiB with ${cs}-byte clusters`;
+    throw new ImageError("ERR_INVALID_OPTION", why, { format: "qcow2" });
   }
   const l1Clusters = Math.ceil((l1Size * 8) / cs);
   const l2Indices: number[] = [];
@@ -130,7 +129,10 @@ function planLayout(size: number, p: Qcow2CreateParams, data: DataPlan): Layout 
   if (data.offsets && dataOffset + data.clusters * cs > qcow2CompressedOffsetLimit(p.clusterBits)) {
     throw refuse(`Cannot stream compressed qcow2: the image would pass the compressed-cluster offset limit`);
   }
-  return { cs, l1Size, l1Offset, tableOffset, tableClusters, blocksOffset, blocks, l2Offset, l2Indices, dataOffset, totalClusters, perBlock };
+  return {
+    cs, l1Size, l1Offset, tableOffset, tableClusters, blocksOffset, blocks, l2Offset, l2Indices, dataOffset, totalClusters,
+    perBlock,
+  };
 }
 
 /** Each guest cluster that is stored, in guest order: `[guestCluster, planIndex]`. */
@@ -229,7 +231,12 @@ function headerCluster(size: number, p: Qcow2CreateParams, l: Layout): Uint8Arra
 }
 
 /** Writes the metadata: header, L1, refcount table and blocks, L2 tables. */
-async function writeMetadata(ctx: SequentialWriteContext, p: Qcow2CreateParams, l: Layout, data: DataPlan): Promise<void> {
+async function writeMetadata(
+  ctx: SequentialWriteContext,
+  p: Qcow2CreateParams,
+  l: Layout,
+  data: DataPlan,
+): Promise<void> {
   const cs = l.cs;
   const out = ctx.output;
   await out.write(headerCluster(ctx.source.size, p, l));
@@ -315,7 +322,8 @@ async function writeQcow2Stream(ctx: SequentialWriteContext): Promise<void> {
       if (!z || z.length !== s) {
         throw new ImageError(
           "ERR_IO",
-          `Cannot stream compressed qcow2: guest cluster ${_c} compressed to ${z?.length ?? 0} bytes in the second pass, ${s} in the first (did the source change?)`,
+          `Cannot stream compressed qcow2: guest cluster ${_c} compressed to ${z?.length ?? 0} bytes in the ` +
+            `second pass, ${s} in the first (did the source change?)`,
           { format: "qcow2" },
         );
       }

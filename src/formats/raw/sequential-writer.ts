@@ -9,7 +9,9 @@ import { writeRawDisk } from "../shared/sequential-units.js";
 /** The raw sequential writer. Preallocation options are accepted (a stream is always full). */
 export const rawSequentialWriter: SequentialWriter = {
   prepare(_options, compress) {
-    if (compress) throw new UnsupportedFeatureError("Compression not supported for this file format", { format: "raw" });
+    if (compress) {
+      throw new UnsupportedFeatureError("Compression not supported for this file format", { format: "raw" });
+    }
     return { passes: 1 };
   },
   write: (ctx) => writeRawDisk(ctx, ctx.source.size),

@@ -72,7 +72,9 @@ let zeros: Uint8Array | undefined;
 /** Appends `length` zero bytes. */
 export async function writeZeroBytes(ctx: SequentialWriteContext, length: number): Promise<void> {
   zeros ??= new Uint8Array(RAW_CHUNK);
-  for (let left = length; left > 0; left -= RAW_CHUNK) await ctx.output.write(zeros.subarray(0, Math.min(RAW_CHUNK, left)));
+  for (let left = length; left > 0; left -= RAW_CHUNK) {
+    await ctx.output.write(zeros.subarray(0, Math.min(RAW_CHUNK, left)));
+  }
 }
 
 /**

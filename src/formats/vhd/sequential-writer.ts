@@ -30,9 +30,8 @@ import {
 function plan(options: CreateOptionValues, size: number): VhdSizePlan {
   const p = vhdPlanSize(options, size);
   if (p.size / 512 > VHD_MAX_SECTORS) {
-    throw new ImageError("ERR_INVALID_OPTION", `Cannot create vpc image: size of ${p.size} bytes exceeds the VHD limit of 2040 GiB`, {
-      format: "vpc",
-    });
+    const why = `Cannot create vpc image: size of ${p.size} bytes exceeds the VHD limit of 2040 GiB`;
+    throw new ImageError("ERR_INVALID_OPTION", why, { format: "vpc" });
   }
   return p;
 }
@@ -62,7 +61,9 @@ async function writeVhdStream(ctx: SequentialWriteContext): Promise<void> {
       sector += (bitmapBytes + bs) / 512;
     }
   }
-  if (sector > 0xffffffff) throw new ImageError("ERR_LIMIT_EXCEEDED", "The VHD would need block offsets past 2^32 sectors", { format: "vpc" });
+  if (sector > 0xffffffff) {
+    throw new ImageError("ERR_LIMIT_EXCEEDED", "The VHD would need block offsets past 2^32 sectors", { format: "vpc" });
+  }
   const header = encodeVhdDynamicHeader({
     cookie: VHD_DYNAMIC_COOKIE,
     dataOffset: -1,
@@ -93,7 +94,9 @@ async function writeVhdStream(ctx: SequentialWriteContext): Promise<void> {
 /** The vpc sequential writer (dynamic and fixed VHDs). */
 export const vhdSequentialWriter: SequentialWriter = {
   prepare(options, compress) {
-    if (compress) throw new UnsupportedFeatureError("Compression not supported for this file format", { format: "vpc" });
+    if (compress) {
+      throw new UnsupportedFeatureError("Compression not supported for this file format", { format: "vpc" });
+    }
     const p = plan(options, 0);
     return { passes: 1, zeroScanUnit: p.diskType === VhdDiskType.fixed ? undefined : VHD_DEFAULT_BLOCK_SIZE };
   },

@@ -57,7 +57,9 @@ function streamParams(o: CreateOptionValues): StreamParams {
       `Cannot write vmdk subformat ${subformat} to a non-seekable output: use -o subformat=streamOptimized`,
     );
   }
-  if (o.zeroed_grain === true) throw invalid("Cannot stream vmdk with zeroed_grain=on (streamOptimized has no zeroed grains)");
+  if (o.zeroed_grain === true) {
+    throw invalid("Cannot stream vmdk with zeroed_grain=on (streamOptimized has no zeroed grains)");
+  }
   let hwVersion = o.hwversion as string | undefined;
   if (hwVersion === "undefined") hwVersion = undefined;
   if (o.compat6 === true) {
@@ -110,9 +112,8 @@ async function writeVmdkStream(ctx: SequentialWriteContext): Promise<void> {
   const grains = Math.ceil(capacity / VMDK_DEFAULT_GRANULARITY);
   const gtCount = Math.ceil(grains / gtes);
   if (gtCount > VMDK_MAX_GD_ENTRIES) {
-    throw new LimitExceededError(`Cannot create vmdk image: ${size} bytes need more than ${VMDK_MAX_GD_ENTRIES} grain tables`, {
-      format: "vmdk",
-    });
+    const why = `Cannot create vmdk image: ${size} bytes need more than ${VMDK_MAX_GD_ENTRIES} grain tables`;
+    throw new LimitExceededError(why, { format: "vmdk" });
   }
   const gtBytes = gtes * 4;
   const gdSectors = Math.ceil((gtCount * 4) / VMDK_SECTOR_SIZE);
@@ -133,7 +134,9 @@ async function writeVmdkStream(ctx: SequentialWriteContext): Promise<void> {
   });
   const descriptor = encodeVmdkDescriptor(text);
   const room = VMDK_DEFAULT_DESCRIPTOR_SECTORS * VMDK_SECTOR_SIZE;
-  if (descriptor.length >= room) throw invalid(`The vmdk descriptor (${descriptor.length} bytes) does not fit in its ${room}-byte area`);
+  if (descriptor.length >= room) {
+    throw invalid(`The vmdk descriptor (${descriptor.length} bytes) does not fit in its ${room}-byte area`);
+  }
 
   const head = new Uint8Array(overhead * VMDK_SECTOR_SIZE);
   head.set(headerSector(capacity, VMDK_GD_AT_END, overhead), 0);

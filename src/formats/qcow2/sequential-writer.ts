@@ -23,7 +23,7 @@
 import type { CreateOptionValues } from "../../core/format.js";
 import type { SequentialWriteContext, SequentialWriter } from "../../core/sequential-writer.js";
 import { ImageError, UnsupportedFeatureError } from "../../errors.js";
-import { forEachUnit, unitRuns, type UnitRun } from "../shared/sequential-units.js";
+import { forEachUnit, forEachUnitTransformed, unitRuns, type UnitRun } from "../shared/sequential-units.js";
 import { qcow2Compress } from "./compression.js";
 import { qcow2CreateParams, qcow2FeatureTable, type Qcow2CreateParams } from "./create.js";
 import { encodeQcow2HeaderCluster, type Qcow2Extension, type Qcow2Header } from "./header.js";
@@ -160,13 +160,12 @@ async function compressedPlan(ctx: SequentialWriteContext, p: Qcow2CreateParams,
   for (const r of runs) n += r.count;
   const sizes = new Int32Array(n);
   let k = 0;
-  await forEachUnit(ctx.source, runs, cs, async (_c, bytes) => {
-    if (ctx.kernel.findNonZero(bytes, 0, bytes.length) === bytes.length) sizes[k++] = 0;
-    else {
-      const z = await qcow2Compress(p.compressionType, bytes);
-      sizes[k++] = z && z.length < cs ? z.length : -1;
-    }
-  }, ctx.progress);
+  const sizeOf = async (_c: number, bytes: Uint8Array): Promise<number> => {
+    if (ctx.kernel.findNonZero(bytes, 0, bytes.length) === bytes.length) return 0;
+    const z = await qcow2Compress(p.compressionType, bytes);
+    return z && z.length < cs ? z.length : -1;
+  };
+  await forEachUnitTransformed(ctx.source, runs, cs, sizeOf, (_c, _b, size) => void (sizes[k++] = size), ctx.progress);
   // Pack: compressed streams at byte offsets, plain clusters aligned. A host cluster's refcount
   // is the number of streams that touch it (qemu counts up to the end of each stream's last
   // sector); a full counter starts a new cluster.
@@ -311,14 +310,18 @@ async function writeQcow2Stream(ctx: SequentialWriteContext): Promise<void> {
     await forEachUnit(ctx.source, runs, cs, (_c, bytes) => out.write(bytes), ctx.progress);
   } else {
     let k = 0;
-    await forEachUnit(ctx.source, runs, cs, async (_c, bytes) => {
+    let t = 0;
+    const compressed = (_c: number, bytes: Uint8Array): Promise<Uint8Array | undefined> => {
+      const s = data.sizes![t++];
+      return s > 0 ? qcow2Compress(p.compressionType, bytes) : Promise.resolve(undefined);
+    };
+    await forEachUnitTransformed(ctx.source, runs, cs, compressed, async (_c, bytes, z) => {
       const i = k++;
       const s = data.sizes![i];
       if (s === 0) return;
       const at = l.dataOffset + data.offsets![i];
       if (at > out.position) await out.write(new Uint8Array(at - out.position));
       if (s < 0) return out.write(bytes);
-      const z = await qcow2Compress(p.compressionType, bytes);
       if (!z || z.length !== s) {
         throw new ImageError(
           "ERR_IO",

@@ -96,3 +96,37 @@ export async function writeRawDisk(ctx: SequentialWriteContext, size: number): P
   if (size > pos) await writeZeroBytes(ctx, size - pos);
 }
 
+
+/** Units transformed at once by {@link forEachUnitTransformed} (compression runs off-thread in Node). */
+const TRANSFORM_WINDOW = 8;
+
+/**
+ * Like {@link forEachUnit}, with `transform` (compression) run on up to 8 units at once ahead of
+ * `consume`, which still sees every unit in order. A rejected transform rejects the walk.
+ */
+export async function forEachUnitTransformed<T>(
+  source: SequentialSource,
+  runs: readonly UnitRun[],
+  unitBytes: number,
+  transform: (unitIndex: number, bytes: Uint8Array) => Promise<T>,
+  consume: (unitIndex: number, bytes: Uint8Array, result: T) => Promise<void> | void,
+  progress: (bytes: number) => void,
+): Promise<void> {
+  const queue: Array<{ unit: number; bytes: Uint8Array; result: Promise<T> }> = [];
+  const drainOne = async (): Promise<void> => {
+    const head = queue.shift()!;
+    await consume(head.unit, head.bytes, await head.result);
+  };
+  try {
+    await forEachUnit(source, runs, unitBytes, async (unit, bytes) => {
+      const result = transform(unit, bytes);
+      // Awaited in order below; a rejection before then must not be reported as unhandled.
+      result.catch(() => {});
+      queue.push({ unit, bytes, result });
+      while (queue.length >= TRANSFORM_WINDOW) await drainOne();
+    }, progress);
+    while (queue.length) await drainOne();
+  } finally {
+    queue.length = 0;
+  }
+}

@@ -17,7 +17,7 @@
 import type { CreateOptionValues } from "../../core/format.js";
 import type { SequentialWriteContext, SequentialWriter } from "../../core/sequential-writer.js";
 import { ImageError, LimitExceededError } from "../../errors.js";
-import { forEachUnit, unitRuns } from "../shared/sequential-units.js";
+import { forEachUnitTransformed, unitRuns } from "../shared/sequential-units.js";
 import { encodeVmdkCompressedGrain } from "./compressed-grain.js";
 import { buildVmdkDescriptor, encodeVmdkDescriptor, randomVmdkCid } from "./descriptor.js";
 import {
@@ -155,8 +155,13 @@ async function writeVmdkStream(ctx: SequentialWriteContext): Promise<void> {
     gt = undefined;
   };
   const skipZeros = ctx.sparseSize > 0;
-  await forEachUnit(ctx.source, unitRuns(ctx.source.dataRanges, grainBytes), grainBytes, async (grain, bytes) => {
-    if (skipZeros && ctx.kernel.findNonZero(bytes, 0, bytes.length) === bytes.length) return;
+  const encode = (grain: number, bytes: Uint8Array): Promise<Uint8Array | undefined> => {
+    if (skipZeros && ctx.kernel.findNonZero(bytes, 0, bytes.length) === bytes.length) return Promise.resolve(undefined);
+    return encodeVmdkCompressedGrain(grain * VMDK_DEFAULT_GRANULARITY, bytes);
+  };
+  const runs = unitRuns(ctx.source.dataRanges, grainBytes);
+  await forEachUnitTransformed(ctx.source, runs, grainBytes, encode, async (grain, _bytes, encoded) => {
+    if (!encoded) return;
     const g = Math.floor(grain / gtes);
     if (g !== gtIndex) {
       await writeTable();
@@ -165,7 +170,7 @@ async function writeVmdkStream(ctx: SequentialWriteContext): Promise<void> {
     }
     const at = out.position / VMDK_SECTOR_SIZE;
     new DataView(gt!.buffer).setUint32((grain % gtes) * 4, at, true);
-    await out.write(await encodeVmdkCompressedGrain(grain * VMDK_DEFAULT_GRANULARITY, bytes));
+    await out.write(encoded);
   }, ctx.progress);
   await writeTable();
 

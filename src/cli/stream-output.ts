@@ -6,6 +6,7 @@
  */
 import { createWriteStream, statSync } from "node:fs";
 import type { FormatDriver } from "../core/format.js";
+import { ConcatDevice } from "../filters/concat.js";
 import { convertToStream, prepareStreamWriter, type NodeWritableLike } from "../node.js";
 import type { CommandContext } from "./context.js";
 import { CliError, errorText } from "./errors.js";
@@ -32,7 +33,8 @@ export function isStreamTarget(dstPath: string): boolean {
 
 /** What the convert command has parsed, for a streamed conversion. */
 export interface StreamConvertRequest {
-  srcPath: string;
+  /** Several sources are copied one after another, as by the seekable convert. */
+  srcPaths: string[];
   srcFormat?: string;
   dstPath: string;
   outDriver: FormatDriver;
@@ -56,13 +58,14 @@ export async function streamConvert(req: StreamConvertRequest, ctx: CommandConte
   const toStdout = req.dstPath === STDOUT_NAME;
   const progressCtx: CommandContext = toStdout ? { ...ctx, out: ctx.err } : ctx;
   const progress = progressPrinter(progressCtx, req.progress);
-  let src: CliImage | undefined;
+  const sources: CliImage[] = [];
   try {
-    await closingAfter(() => [src?.device], async () => {
-      src = await openCliImage(req.srcPath, { format: req.srcFormat, readOnly: true });
+    await closingAfter(() => sources.map((s) => s.device), async () => {
+      for (const p of req.srcPaths) sources.push(await openCliImage(p, { format: req.srcFormat, readOnly: true }));
+      const device = sources.length === 1 ? sources[0]!.device : new ConcatDevice(sources.map((s) => s.device));
       const sink: NodeWritableLike = toStdout ? process.stdout : createWriteStream(req.dstPath);
       try {
-        await convertToStream(src.device, sink, {
+        await convertToStream(device, sink, {
           format: req.outDriver.name,
           options: req.options,
           compress: req.compress,

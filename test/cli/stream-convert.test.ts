@@ -84,6 +84,16 @@ describe.skipIf(!HAVE_QEMU)("vdisk convert into a pipe", () => {
     expect(qemuCheck(tmp.path("p.qcow2")).status).toBe(0);
   });
 
+  it("several sources stream one after another, as the seekable convert copies them", () => {
+    const r = sh(
+      `qemu-img create -q -f raw a.raw 3M && qemu-io -f raw -c "write -P 0x17 1M 1M" a.raw >/dev/null && ` +
+        `vdisk convert -O qcow2 a.raw big.raw - | cat > ab.qcow2 && cat a.raw big.raw > ab.raw`,
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(qemuCheck(tmp.path("ab.qcow2")).status).toBe(0);
+    expect(qemuImgStatus("compare", "-f", "raw", "-F", "qcow2", tmp.path("ab.raw"), tmp.path("ab.qcow2")).status).toBe(0);
+  });
+
   it("refuses formats that cannot stream at once, naming those that can", () => {
     for (const fmt of ["qed", "vdi", "vhdx", "parallels"]) {
       const r = sh(`vdisk convert -O ${fmt} big.raw - | cat > /dev/null`);

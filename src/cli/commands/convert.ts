@@ -165,8 +165,9 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
     if (isStreamTarget(dstPath)) {
       if (noCreate) throw new CliError("-n cannot be used with a non-seekable output (the image is written front to back)");
       if ((backingFile ?? createOpts.backingFile) !== undefined) throw new CliError("-B cannot be used with a non-seekable output");
+      if (salvage) throw new CliError("--salvage cannot be used with a non-seekable output");
       return streamConvert({
-        srcPath, srcFormat: optString(args, "format"), dstPath, outDriver, options: createOpts.values, compress,
+        srcPaths, srcFormat: optString(args, "format"), dstPath, outDriver, options: createOpts.values, compress,
         sparseSize: sparse, progress: optFlag(args, "progress") && !quiet,
       }, ctx);
     }

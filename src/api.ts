@@ -58,6 +58,8 @@ export type {
   SequentialOutput,
   SequentialSource,
   SequentialWriteContext,
+  SequentialWritePlan,
   SequentialWriter,
 } from "./core/sequential-writer.js";
+export { deviceStream, type DeviceStreamOptions } from "./core/device-stream.js";
 export * from "./streams/index.js";

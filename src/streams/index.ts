@@ -1,9 +1,8 @@
 /**
- * Streams: a disk as a `ReadableStream`, and conversion into append-only sinks (pipes,
- * `WritableStream`s, uploads, Blobs) through the formats' sequential writers.
+ * Streams: conversion into append-only sinks (pipes, `WritableStream`s, uploads, Blobs) through
+ * the formats' sequential writers. (`deviceStream`, a disk as a `ReadableStream`, lives in core.)
  * @module
  */
-export { deviceStream, type DeviceStreamOptions } from "../core/device-stream.js";
 export {
   convertToStream,
   prepareStreamWriter,

@@ -31,6 +31,12 @@ export function isStreamTarget(dstPath: string): boolean {
   return dstPath === STDOUT_NAME || isNonSeekableFile(dstPath);
 }
 
+function stdoutClosedEarly(e: NodeJS.ErrnoException): void {
+  if (e.code !== "EPIPE") return;
+  process.stderr.write("vdisk: -: the reader closed the pipe before the image was complete\n");
+  process.exit(1);
+}
+
 /** What the convert command has parsed, for a streamed conversion. */
 export interface StreamConvertRequest {
   /** Several sources are copied one after another, as by the seekable convert. */
@@ -64,6 +70,9 @@ export async function streamConvert(req: StreamConvertRequest, ctx: CommandConte
       for (const p of req.srcPaths) sources.push(await openCliImage(p, { format: req.srcFormat, readOnly: true }));
       const device = sources.length === 1 ? sources[0]!.device : new ConcatDevice(sources.map((s) => s.device));
       const sink: NodeWritableLike = toStdout ? process.stdout : createWriteStream(req.dstPath);
+      // The CLI ends quietly with status 0 when its stdout reader goes away (`vdisk map | head`);
+      // here that leaves an incomplete image, so the status must say so. Runs before that handler.
+      if (toStdout) process.stdout.prependListener("error", stdoutClosedEarly);
       try {
         await convertToStream(device, sink, {
           format: req.outDriver.name,

@@ -94,6 +94,12 @@ describe.skipIf(!HAVE_QEMU)("vdisk convert into a pipe", () => {
     expect(qemuImgStatus("compare", "-f", "raw", "-F", "qcow2", tmp.path("ab.raw"), tmp.path("ab.qcow2")).status).toBe(0);
   });
 
+  it("fails when the reader closes the pipe before the image is complete", () => {
+    const r = sh(`vdisk convert -O raw big.raw - | head -c 1000 > /dev/null`);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("vdisk: -: the reader closed the pipe before the image was complete\n");
+  });
+
   it("refuses formats that cannot stream at once, naming those that can", () => {
     for (const fmt of ["qed", "vdi", "vhdx", "parallels"]) {
       const r = sh(`vdisk convert -O ${fmt} big.raw - | cat > /dev/null`);

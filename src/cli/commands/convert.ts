@@ -76,6 +76,8 @@ export const convertCommand: Command = {
 
 Copies the guest contents of SRC (with its backing chain) into DST, creating DST unless -n.
 Unallocated and zero ranges of SRC are not written, so DST stays sparse.
+DST '-' (standard output) or any non-seekable DST (a pipe, a FIFO) gets the image written front
+to back: raw, qcow2, vpc and vmdk with -o subformat=streamOptimized can be streamed.
 
   -f, --format FMT          format of SRC (probed when absent)
   -O, --output-format FMT   format of DST (default raw)

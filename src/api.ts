@@ -50,6 +50,7 @@ export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
 export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { benchImage, benchParameters, type BenchOptions, type BenchResult } from "./ops/bench.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
@@ -63,3 +64,28 @@ export type {
 } from "./core/sequential-writer.js";
 export { deviceStream, type DeviceStreamOptions } from "./core/device-stream.js";
 export * from "./streams/index.js";
+export {
+  NbdServer,
+  NbdClient,
+  NbdBackend,
+  startNbdServer,
+  isNbdUrl,
+  nbdUrl,
+  parseNbdUrl,
+  NBD_DEFAULT_PORT,
+  NBD_MAX_PAYLOAD,
+  type NbdServerOptions,
+  type NbdExportSpec,
+  type NbdBlockSizes,
+  type NbdExportInfo,
+  type NbdBackendOptions,
+  type NbdAddress,
+  type NbdConnect,
+  type NbdListen,
+  type NbdListener,
+  type NbdSocket,
+  type NbdTarget,
+  type NbdServeOptions,
+  type NbdServerHandle,
+  type NbdExportInput,
+} from "./nbd/index.js";

@@ -129,6 +129,13 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
     }
   }
   await img.close();
+  if (process.env.CRASH_HARNESS_LOG) {
+    let n = 0;
+    for (const op of fault.log) {
+      if (op.kind === "flush") console.log("  flush");
+      else console.log(`  #${n++} ${op.kind} ${op.kind === "write" ? `${op.offset} +${op.data.length} [${op.data.subarray(0, 8).join(",")}]` : op.size}`);
+    }
+  }
   const total = fault.mutationCount;
   // Cut points: every flush point plus an even sample of the rest.
   const maxCuts = o.maxCuts ?? 200;

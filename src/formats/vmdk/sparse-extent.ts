@@ -288,6 +288,52 @@ export class VmdkSparseExtent implements VmdkExtent {
     return undefined;
   }
 
+  async repair(): Promise<string[]> {
+    if (!this.writable) return [];
+    const fileSize = await this.file.size();
+    const fixes: string[] = [];
+    const change = async () => {
+      if (fixes.length === 0) await this.beforeChange();
+    };
+    const gtes = this.geo.gtesPerGt;
+    for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {
+      const sector = this.tables.tableSector(gdIndex);
+      const r = this.tables.redundantTableSector(gdIndex);
+      const gtEnd = (s: number) => s * VMDK_SECTOR_SIZE + this.tables.gtBytes;
+      if ((sector && gtEnd(sector) > fileSize) || (r && gtEnd(r) > fileSize)) continue; // below
+      const table = sector ? await this.tables.table(gdIndex) : undefined;
+      if (!table) continue;
+      for (let i = 0; i < gtes; i++) {
+        const e = table[i];
+        const cls = this.classify(e);
+        if (cls === "backing" || cls === "zero" || e * VMDK_SECTOR_SIZE < fileSize) continue;
+        await change();
+        await this.tables.setEntries(gdIndex, i, [VMDK_GTE_UNALLOCATED], (b) => this.reserve(b));
+        fixes.push(`Repairing: GTE of grain ${gdIndex * gtes + i} points after EOF; the grain is unallocated again`);
+      }
+    }
+    if (this.tables.entries > 0) {
+      const probe = await this.tablesPastEof(fileSize);
+      if (probe) {
+        await change();
+        for (const i of await this.tables.dropTablesPastEof(fileSize)) {
+          fixes.push(`Repairing: grain table ${i} lies past EOF; its directory entry is cleared`);
+        }
+      }
+    }
+    if (fixes.length > 0) await this.file.flush();
+    return fixes;
+  }
+
+  private async tablesPastEof(fileSize: number): Promise<boolean> {
+    for (let i = 0; i < this.tables.entries; i++) {
+      for (const s of [this.tables.tableSector(i), this.tables.redundantTableSector(i)]) {
+        if (s && s * VMDK_SECTOR_SIZE + this.tables.gtBytes > fileSize) return true;
+      }
+    }
+    return false;
+  }
+
   async flush(): Promise<void> {
     if (this.stream?.hasPending) await this.stream.writeAllPending();
     if (this.writable) await this.file.flush();

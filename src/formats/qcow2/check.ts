@@ -44,6 +44,19 @@ interface Tally {
   rebuild: boolean;
   /** Some structure or data cluster lies past the end of the file (a crash lost its write). */
   pastEof: boolean;
+  fileSize: number;
+  /** Where the file should end at least: a cluster that starts inside the file ends past it. */
+  shortEnd: number;
+  shortCount: number;
+}
+
+/** Notes a cluster-sized structure that starts inside the file but ends past it (too short a file). */
+function checkShort(t: Tally, offset: number, bytes: number, what: string): void {
+  if (offset >= t.fileSize || offset + bytes <= t.fileSize) return;
+  t.res.corruptions++;
+  t.res.messages.push(`ERROR ${what} at ${hex(offset)} ends past the end of the file (${t.fileSize} bytes): the file is too short`);
+  t.shortEnd = Math.max(t.shortEnd, offset + bytes);
+  t.shortCount++;
 }
 
 function newResult(): CheckResult {
@@ -67,6 +80,7 @@ function inc(t: Tally, cs: number, offset: number, size: number, what: string): 
 }
 
 async function readTable(inst: Qcow2Instance, t: Tally, offset: number, bytes: number, what: string): Promise<Uint8Array | undefined> {
+  checkShort(t, offset, bytes, what);
   if (offset + bytes > t.nbClusters * inst.clusterSize) {
     t.res.corruptions++;
     t.res.messages.push(`ERROR ${what} at ${hex(offset)} extends past the end of the file`);
@@ -130,7 +144,10 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
       nextContiguous = off + cs;
     }
     // Clusters of an external data file are not refcounted.
-    if (!external) inc(t, cs, off, cs, "data cluster");
+    if (!external) {
+      inc(t, cs, off, cs, "data cluster");
+      checkShort(t, off, cs, "data cluster");
+    }
     if (off % cs !== 0) {
       res.corruptions++;
       res.messages.push(`ERROR offset=${hex(off)}: Cluster is not properly aligned; L2 entry corrupted.`);
@@ -191,7 +208,9 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
   if (nbClusters > MAX_TRACKED_CLUSTERS) {
     throw new LimitExceededError(`Cannot check qcow2 image: ${formatBytes(fileSize)} file has more than ${MAX_TRACKED_CLUSTERS} clusters`, { format: "qcow2" });
   }
-  const t: Tally = { res, expected: new Uint32Array(nbClusters), nbClusters, rebuild: false, pastEof: false };
+  const t: Tally = {
+    res, expected: new Uint32Array(nbClusters), nbClusters, rebuild: false, pastEof: false, fileSize, shortEnd: 0, shortCount: 0,
+  };
   res.totalClusters = Math.ceil(inst.size / cs);
   res.allocatedClusters = 0;
   res.fragmentedClusters = 0;
@@ -222,6 +241,7 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
       t.rebuild = true;
       continue;
     }
+    checkShort(t, off, cs, `refcount block ${i}`);
     t.expected[c]++;
     if (t.expected[c] !== 1) {
       res.corruptions++;
@@ -474,6 +494,17 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
     if (!repair) {
       await checkCopied(inst, res, first.stored, false);
       return res;
+    }
+    // A file that ends inside a cluster in use is extended with zeros (what the cluster's
+    // unwritten tail reads as anyway), then checked again.
+    if (repair === "all" && first.t.shortEnd > 0) {
+      const from = first.t.fileSize;
+      await inst.file.truncate(first.t.shortEnd);
+      await inst.file.flush();
+      const again = await checkQcow2(inst, repair);
+      again.corruptionsFixed += first.t.shortCount;
+      again.messages = [`Repairing the file is too short: extended from ${from} to ${first.t.shortEnd} bytes`, ...again.messages];
+      return again;
     }
     // Leaks alone are lowered in place; anything else gets a fresh refcount structure.
     const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError || first.t.pastEof);

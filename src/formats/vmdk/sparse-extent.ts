@@ -35,6 +35,9 @@ export interface VmdkSparseExtentOptions {
 }
 
 /** One sparse extent. */
+/** Ends the check message of a file that ends inside a grain (a corruption, not a failed check). */
+export const VMDK_FILE_TOO_SHORT = ": the file is too short";
+
 export class VmdkSparseExtent implements VmdkExtent {
   readonly file: IoBackend;
   readonly size: number;
@@ -203,6 +206,10 @@ export class VmdkSparseExtent implements VmdkExtent {
     n = Math.max(1, n);
     const host = this.reserve(n * g);
     const mappingLength = Math.min(n * g, this.size - grain * g);
+    // The extent's last grain when its size is not a grain multiple: the engine writes only up
+    // to the end, but the file must hold the whole grain (qemu writes it whole; libvmdk and
+    // 7-Zip reject a file that ends inside a grain).
+    if (mappingLength < n * g && (await this.file.size()) < host + n * g) await this.file.truncate(host + n * g);
     return {
       mapping: { kind: "data", file: this.view, fileOffset: host, length: mappingLength },
       commit: async () => {
@@ -283,6 +290,9 @@ export class VmdkSparseExtent implements VmdkExtent {
         const cls = this.classify(e);
         if (cls === "backing" || cls === "zero") continue;
         if (e * VMDK_SECTOR_SIZE >= fileSize) return `ERROR: cluster offset for sector ${sectorOf(grain)} points after EOF`;
+        if (cls === "data" && e * VMDK_SECTOR_SIZE + this.grainSize > fileSize) {
+          return `ERROR: the grain for sector ${sectorOf(grain)} ends past the end of the file (${fileSize} bytes)${VMDK_FILE_TOO_SHORT}`;
+        }
       }
     }
     return undefined;
@@ -320,6 +330,21 @@ export class VmdkSparseExtent implements VmdkExtent {
           fixes.push(`Repairing: grain table ${i} lies past EOF; its directory entry is cleared`);
         }
       }
+    }
+    // A file that ends inside a grain in use is extended with zeros (what the tail reads as).
+    let need = 0;
+    for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {
+      const table = this.tables.tableSector(gdIndex) ? await this.tables.table(gdIndex).catch(() => undefined) : undefined;
+      if (!table) continue;
+      for (const e of table) {
+        const at = e * VMDK_SECTOR_SIZE;
+        if (this.classify(e) === "data" && at < fileSize && at + this.grainSize > fileSize) need = Math.max(need, at + this.grainSize);
+      }
+    }
+    if (need > 0) {
+      await change();
+      await this.file.truncate(need);
+      fixes.push(`Repairing: the file is too short; extended from ${fileSize} to ${need} bytes`);
     }
     if (fixes.length > 0) await this.file.flush();
     return fixes;

@@ -5,11 +5,17 @@
  */
 import { NodeFileBackend } from "./adapters/node/file-backend.js";
 import { nodeFileOpener } from "./adapters/node/opener.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./core/open.js";
-import type { ImageDevice } from "./core/image-device.js";
+import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
+import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
+import { nodeCompressionCodecs } from "./adapters/node/compression.js";
+import { setCompressionCodecs } from "./codec/compression.js";
 
 export * from "./api.js";
+export { nodeCompressionCodecs } from "./adapters/node/compression.js";
+
+// zlib's native code (on the thread pool) for every compressed cluster and grain.
+setCompressionCodecs(nodeCompressionCodecs());
 export { NodeFileBackend, type NodeFileOptions } from "./adapters/node/file-backend.js";
 export { nodeFileOpener } from "./adapters/node/opener.js";
 
@@ -21,13 +27,13 @@ export type ImageSource = string | IoBackend;
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */
-export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<ImageDevice> {
+export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<BlockDevice> {
   const io = typeof source === "string" ? await NodeFileBackend.open(source, { readOnly: options.readOnly }) : source;
   return openImageOn(io, { openFile: nodeFileOpener, ...options });
 }
 
 /** Creates (or truncates) the file `target` as a new image and returns it open read-write. */
-export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<ImageDevice> {
+export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<BlockDevice> {
   const io = typeof target === "string" ? await NodeFileBackend.open(target, { create: true }) : target;
   return createImageOn(io, { openFile: nodeFileOpener, ...options });
 }

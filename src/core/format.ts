@@ -116,6 +116,16 @@ export interface FormatInfo {
   formatSpecific?: { type: string; data: Record<string, unknown> };
 }
 
+/** What a driver's `amend` may ask of the engine (which holds no lock while amend runs). */
+export interface AmendContext {
+  /** The image's label, for messages. */
+  readonly name: string;
+  /** Flushes the device (engine and instance). */
+  flush(): Promise<void>;
+  /** Resizes through the engine (its checks and locking). */
+  resize(newSize: number): Promise<void>;
+}
+
 /**
  * One open image. Created by `FormatDriver.open`; used only by the engine ({@link ImageDevice}).
  *
@@ -150,10 +160,26 @@ export interface FormatInstance {
    * the engine then writes zeros).
    */
   zeroRange?(offset: number, length: number, unmap: boolean): Promise<number>;
-  /** Releases whole units; reads then return zeros or backing data as the format defines. */
+  /**
+   * Releases whole units. Discard may not change what the guest reads unless the format can
+   * represent that state: each unit afterwards reads as zeros (a zero cluster, a zero block, or
+   * unallocated space in an image without a backing file) or, where the format cannot record
+   * that, stays allocated with its data. A unit must never fall through to the backing image
+   * (qcow2 version 2 over a backing file keeps its clusters, as qemu does).
+   */
   discard?(offset: number, length: number): Promise<void>;
-  /** Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile. */
-  writeCompressed?(offset: number, data: Uint8Array): Promise<boolean>;
+  /**
+   * Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile
+   * (the engine then writes it plainly). `packed` is what {@link compress} returned for this
+   * unit, when the driver has it: the driver stores those bytes instead of compressing again.
+   */
+  writeCompressed?(offset: number, data: Uint8Array, packed?: Uint8Array): Promise<boolean>;
+  /**
+   * Compresses one unit for {@link writeCompressed} without touching the image: the engine
+   * calls it outside its lock, so several units compress at once (on the runtime's codec
+   * threads). Returns `undefined` when the unit is not worth storing compressed.
+   */
+  compress?(offset: number, data: Uint8Array): Promise<Uint8Array | undefined>;
   /**
    * The unit `writeCompressed` takes when it differs from `allocationUnit` (qcow2 with
    * extended L2 entries allocates subclusters but compresses whole clusters).
@@ -179,6 +205,28 @@ export interface FormatInstance {
    * copy-on-read. Set by drivers that offer copy-on-read as an open option.
    */
   readonly copyOnRead?: boolean;
+  /**
+   * False when every guest offset is preallocated, so writes never allocate (raw). Default true.
+   * The capability `allocatesOnWrite` comes from it.
+   */
+  readonly allocatesOnWrite?: boolean;
+  /** `qemu-img resize` takes multiples of this many bytes (raw: 1). Default 512 (capability). */
+  readonly resizeAlignment?: number;
+  /** The image keeps internal snapshots (capability `snapshots`). Default false. */
+  readonly internalSnapshots?: boolean;
+  /**
+   * How `setBacking` may be used: `any` (record any backing file or none; the default when
+   * `setBacking` exists) or `flatten` (only `undefined`, after every range that read through
+   * to the backing image has been copied into this image).
+   */
+  readonly backingUpdate?: "any" | "flatten";
+  /** Options `amend` accepts (capability `amend`); usually the driver's `amendOptions`. */
+  readonly amendOptions?: readonly CreateOptionSpec[];
+  /**
+   * Applies `qemu-img amend` options, every one checked before anything changes. The engine
+   * calls it with no lock held and no other I/O running. Absent when the format has none.
+   */
+  amend?(options: ReadonlyArray<readonly [string, string]>, ctx: AmendContext): Promise<void>;
   /**
    * Changes the virtual size to `newSize` bytes (the driver may round it up to its unit and
    * reports the result in `size`). Absent when the format cannot resize.
@@ -221,4 +269,12 @@ export interface FormatDriver {
   readonly createOptions: readonly CreateOptionSpec[];
   /** True when the format can record a backing file at create time. */
   readonly supportsBacking?: boolean;
+  /** Options `qemu-img amend` takes for this format (`amend -o help` lists them). */
+  readonly amendOptions?: readonly CreateOptionSpec[];
+  /**
+   * Probing picks this driver when no other recognises a file (raw). A writable open of an
+   * image probed that way refuses writes that would make its first sector look like another
+   * format.
+   */
+  readonly fallback?: boolean;
 }

@@ -28,6 +28,23 @@ declare global {
     now(): number;
   };
 
+  /** DOM's AbortSignal, as the operations read it (Node ≥ 15, Deno, browsers). */
+  interface AbortSignal {
+    readonly aborted: boolean;
+    readonly reason: any;
+    addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+    removeEventListener(type: "abort", listener: () => void): void;
+  }
+
+  /** WebIDL's DOMException (Node ≥ 17, Deno, browsers): the default abort reason. */
+  class DOMException extends Error {
+    constructor(message?: string, name?: string);
+  }
+
+  /** HTML timers (every runtime has them; the return value is opaque). */
+  function setTimeout(callback: () => void, ms?: number): unknown;
+  function clearTimeout(handle: unknown): void;
+
   /** WebCrypto, only the random source. */
   var crypto: {
     getRandomValues<T extends ArrayBufferView | null>(array: T): T;

@@ -3,7 +3,15 @@
  * zero/discard, compressed clusters, feature-bit bookkeeping (dirty, corrupt, autoclear).
  * @module
  */
-import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
+import type {
+  AmendContext,
+  BackingReference,
+  CheckResult,
+  FormatInfo,
+  FormatInstance,
+  RepairMode,
+} from "../../core/format.js";
+import { QCOW2_AMEND_OPTIONS, amendQcow2 } from "./amend.js";
 import type { Allocation, DataMapping, Mapping, SpecialMapping } from "../../core/mapping.js";
 import { CorruptImageError, ImageError, isImageError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
@@ -92,6 +100,8 @@ export class Qcow2Instance implements FormatInstance {
   readonly concurrentAllocation: boolean;
   /** The backing file named by the header (changes with {@link setBacking}). */
   backing?: { name: string; format?: string };
+  readonly internalSnapshots = true;
+  readonly amendOptions = QCOW2_AMEND_OPTIONS;
   readonly file: IoBackend;
   readonly header: Qcow2Header;
   readonly map: Qcow2ClusterMap;
@@ -292,7 +302,7 @@ export class Qcow2Instance implements FormatInstance {
       }
       const src = await readZeroPadded(this.file, t.hostOffset, t.hostLength);
       const out = new Uint8Array(this.clusterSize);
-      if (!qcow2Decompress(this.header.compressionType, src, out)) {
+      if (!(await qcow2Decompress(this.header.compressionType, src, out))) {
         throw qcow2CorruptIo("read", `compressed cluster at ${hex(t.hostOffset)} (${t.hostLength} bytes) does not decompress to ${this.clusterSize} bytes`, "compressed cluster", t.hostOffset);
       }
       return out;
@@ -583,10 +593,13 @@ export class Qcow2Instance implements FormatInstance {
   discard(offset: number, length: number): Promise<void> {
     return this.guarded(async () => {
       if (this.dataFileRaw) return;
-      let pos = offset;
-      const stop = offset + length;
       const v3 = this.header.version >= 3;
       const hasBacking = this.backing !== undefined;
+      // Version 2 has no zero clusters: a released cluster would read the backing file's data
+      // instead of what the guest wrote, so the clusters stay allocated (as with qemu).
+      if (!v3 && hasBacking) return;
+      let pos = offset;
+      const stop = offset + length;
       while (pos < stop) {
         const { end } = this.span(pos, stop - pos);
         const cs = this.clusterSize;
@@ -604,17 +617,28 @@ export class Qcow2Instance implements FormatInstance {
     });
   }
 
-  writeCompressed(offset: number, data: Uint8Array): Promise<boolean> {
+  /**
+   * Compresses one cluster (a short last cluster padded with zeros); `undefined` when it does
+   * not shrink, or where compressed clusters cannot be stored (an external data file).
+   */
+  async compress(offset: number, data: Uint8Array): Promise<Uint8Array | undefined> {
+    const cs = this.clusterSize;
+    if (offset % cs !== 0 || this.dataFile) return undefined;
+    let src = data;
+    if (src.length < cs) {
+      src = new Uint8Array(cs);
+      src.set(data);
+    }
+    const packed = await qcow2Compress(this.header.compressionType, src);
+    return packed && packed.length < cs ? packed : undefined;
+  }
+
+  writeCompressed(offset: number, data: Uint8Array, precompressed?: Uint8Array): Promise<boolean> {
     return this.guarded(async () => {
       const cs = this.clusterSize;
       // Compressed clusters cannot live in an external data file.
       if (offset % cs !== 0 || this.dataFile) return false;
-      let src = data;
-      if (src.length < cs) {
-        src = new Uint8Array(cs);
-        src.set(data);
-      }
-      const packed = await qcow2Compress(this.header.compressionType, src);
+      const packed = precompressed ?? (await this.compress(offset, data));
       if (!packed || packed.length >= cs) return false;
       const { l1i, l2i } = this.span(offset, cs);
       const l2 = await this.map.writableL2(l1i);
@@ -721,6 +745,11 @@ export class Qcow2Instance implements FormatInstance {
       Object.assign(this.header, next);
       this.backing = ref ? { name: ref.name, format: ref.format || undefined } : undefined;
     });
+  }
+
+  /** `qemu-img amend` for qcow2 (see amend.ts). */
+  amend(pairs: ReadonlyArray<readonly [string, string]>, ctx: AmendContext): Promise<void> {
+    return amendQcow2(this, pairs, ctx);
   }
 
   /**

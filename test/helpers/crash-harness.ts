@@ -50,7 +50,7 @@ export interface CrashHarnessOptions {
    * an in-order cut must check clean as it is.
    */
   repairInOrder?: boolean;
-  /** Most volatile-cache crash images examined (sampled from the candidates). Default 60; 0: none. */
+  /** Most volatile-cache crash images examined (sampled from the candidates). Default 30; 0: none. */
   volatile?: number;
   /**
    * Record volatile-cache failures in the report instead of throwing (for measurements).
@@ -168,7 +168,7 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
     mutations: total, flushes: epochs.length - 1, cutsChecked, tornChecked,
     volatileChecked: 0, volatileRepaired: 0, volatileFailed: 0, failures: [],
   };
-  for (const cut of volatileCuts(fault, o.volatile ?? 60, rng((o.seed ^ 0x5eed1e) >>> 0))) {
+  for (const cut of volatileCuts(fault, o.volatile ?? 30, rng((o.seed ^ 0x5eed1e) >>> 0))) {
     const mem = await fault.replaySubset(cut);
     rep.volatileChecked++;
     try {

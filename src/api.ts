@@ -31,4 +31,6 @@ export {
   type CreateImageOptions,
 } from "./core/open.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
+export { measureImage, type MeasureImageOptions } from "./ops/measure.js";
+export type { MeasureInput, MeasureResult, MeasureBitmap, GuestRange } from "./core/measure.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";

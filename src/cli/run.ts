@@ -12,6 +12,7 @@ import { createCommand } from "./commands/create.js";
 import { infoCommand } from "./commands/info.js";
 import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
+import { measureCommand } from "./commands/measure.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
 import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
@@ -29,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   infoCommand,
   ioCommand,
   mapCommand,
+  measureCommand,
   rebaseCommand,
   resizeCommand,
 ];

@@ -34,10 +34,11 @@ export interface MeasureInput {
    */
   readonly allocated?: readonly GuestRange[];
   /**
-   * True when the options name a backing file (`-o backing_file=…`): the new image's backing
-   * file may share nothing with the source, so every source cluster is counted (qemu's rule).
+   * The backing file name the options give (`-o backing_file=…`), if any. With one, the new
+   * image's backing file may share nothing with the source, so every cluster of a source is
+   * counted (qemu's rule); formats that store the name count its bytes.
    */
-  readonly backingFile?: boolean;
+  readonly backingFile?: string;
   /**
    * The source's persistent bitmaps; `undefined` when the source format cannot keep any (then
    * no `bitmaps` figure is given, as qemu-img).
@@ -88,6 +89,6 @@ export function countTouchedUnits(ranges: readonly GuestRange[], unit: number): 
 export function requiredUnits(input: MeasureInput, unit: number, fullWhenUnknown = false): number {
   const all = Math.ceil(input.size / unit);
   if (input.allocated === undefined) return fullWhenUnknown ? all : 0;
-  if (input.backingFile) return all;
+  if (input.backingFile !== undefined) return all;
   return Math.min(all, countTouchedUnits(input.allocated, unit));
 }

@@ -82,10 +82,10 @@ export async function measureImage(options: MeasureImageOptions): Promise<Measur
     typeof options.options === "string" ? splitOptionString(options.options) : Object.entries(options.options ?? {});
   const own: Array<[string, string | number | boolean]> = [];
   let optionSize: string | number | boolean | undefined;
-  let backingFile = false;
+  let backingFile: string | undefined;
   for (const [name, value] of pairs) {
     if (name === "size") optionSize = value;
-    else if (name === "backing_file") backingFile = true;
+    else if (name === "backing_file") backingFile = String(value);
     else if (name !== "backing_fmt") own.push([name, value]);
   }
   const values = parseCreateOptions(driver.name, driver.measureOptions ?? driver.createOptions, own);

@@ -41,7 +41,8 @@ function nowVhdSeconds(): number {
   return Math.max(0, Math.floor(Date.now() / 1000) - VHD_EPOCH_UNIX_SECONDS) >>> 0;
 }
 
-interface Plan {
+/** What a create without a parent makes: disk type, size and geometry. */
+export interface Plan {
   diskType: number;
   size: number;
   geometry: VhdGeometry;
@@ -50,15 +51,17 @@ interface Plan {
   creatorApp: string;
 }
 
-function planSize(ctx: CreateContext): Plan {
-  const o = ctx.options;
+/**
+ * The disk type and size a create without a parent makes from its options and the requested
+ * size (CHS rounding unless `force_size`/`azure`). Exported for measure.
+ */
+export function vhdPlanSize(o: CreateContext["options"], requestedSize: number): Plan {
   const azure = o.azure === true;
-  let subformat = (o.subformat as string | undefined) ?? (azure ? "fixed" : "dynamic");
+  const subformat = (o.subformat as string | undefined) ?? (azure ? "fixed" : "dynamic");
   if (azure && subformat !== "fixed") {
     throw new ImageError("ERR_INVALID_OPTION", "azure=on makes a fixed VHD; it cannot be combined with subformat=dynamic");
   }
-  if (ctx.backing) subformat = "differencing";
-  let requested = ctx.size;
+  let requested = requestedSize;
   if (azure) requested = Math.ceil(requested / MIB) * MIB;
   const force = azure || o.force_size === true;
   const { geometry, size } = vhdCreateSize(requested, force);
@@ -147,7 +150,7 @@ export async function createVhd(ctx: CreateContext): Promise<void> {
       creatorApp: chsSize === parent.size && chsSize !== 65535 * 16 * 255 * 512 ? VHD_CREATOR_APP : VHD_CREATOR_APP_CURRENT_SIZE,
     };
   } else {
-    plan = planSize(ctx);
+    plan = vhdPlanSize(ctx.options, ctx.size);
   }
   if (plan.size / 512 > VHD_MAX_SECTORS) {
     throw new RangeError(`Cannot create vpc image: size of ${plan.size} bytes exceeds the VHD limit of 2040 GiB`);

@@ -8,6 +8,7 @@ import { createVmdk } from "./create.js";
 import { looksLikeVmdkDescriptor, startsWithVmdkSignature } from "./descriptor.js";
 import { VMDK_ADAPTER_TYPES, VMDK_COWD_MAGIC, VMDK_SPARSE_MAGIC, VMDK_SUBFORMATS } from "./layout.js";
 import { openVmdk } from "./open.js";
+import { measureVmdk } from "./measure.js";
 
 function probeVmdk(input: ProbeInput): number {
   const h = input.head;
@@ -44,4 +45,5 @@ export const vmdkDriver: FormatDriver = {
   probe: probeVmdk,
   open: openVmdk,
   create: createVmdk,
+  measure: measureVmdk,
 };

@@ -10,6 +10,15 @@ import { parseCreateOptions, parseSize, splitOptionString } from "../core/option
 import { ImageError, UnsupportedFeatureError } from "../errors.js";
 import { builtinDrivers, findDriver } from "../formats/registry.js";
 
+/**
+ * What measure needs of an `AbortSignal` (structural, so that the runtime-neutral build needs
+ * no DOM types; every runtime's `AbortSignal` fits).
+ */
+export interface MeasureAbortSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+}
+
 /** Options of {@link measureImage}. */
 export interface MeasureImageOptions {
   /** Target format name (or alias), e.g. `qcow2`. */
@@ -25,15 +34,19 @@ export interface MeasureImageOptions {
   /** The image to be converted: its size and allocation (its whole backing chain) count. */
   source?: BlockDevice;
   /** Stops the scan of the source's allocation: the promise rejects with `signal.reason`. */
-  signal?: AbortSignal;
+  signal?: MeasureAbortSignal;
   /** Progress of the scan of the source's allocation, in guest bytes. */
   onProgress?: (p: { done: number; total: number }) => void;
   /** Drivers to look the format up in (default: the built-in ones). */
   drivers?: readonly FormatDriver[];
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw signal.reason ?? new DOMException("The operation was aborted", "AbortError");
+function throwIfAborted(signal: MeasureAbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  if (signal.reason !== undefined) throw signal.reason; // a DOMException "AbortError" by default
+  const e = new Error("The operation was aborted");
+  e.name = "AbortError";
+  throw e;
 }
 
 /**
@@ -42,7 +55,7 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  */
 async function allocatedRanges(
   source: BlockDevice,
-  signal: AbortSignal | undefined,
+  signal: MeasureAbortSignal | undefined,
   onProgress: MeasureImageOptions["onProgress"],
 ): Promise<GuestRange[]> {
   const ranges: Array<{ offset: number; length: number }> = [];

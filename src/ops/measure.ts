@@ -110,7 +110,9 @@ export async function measureImage(options: MeasureImageOptions): Promise<Measur
   if (size === undefined) throw new TypeError("measureImage: either size or source must be given");
   if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`measureImage: size ${size} is not a byte count`);
   if (!driver.measure) {
-    throw new UnsupportedFeatureError(`Block driver '${driver.name}' does not support size measurement`, { format: driver.name });
+    throw new UnsupportedFeatureError(`Block driver '${driver.name}' does not support size measurement`, {
+      format: driver.name,
+    });
   }
   if (!source) return driver.measure({ size, options: values, backingFile });
   const allocated = await allocatedRanges(source, signal, options.onProgress);

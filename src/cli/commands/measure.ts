@@ -41,7 +41,8 @@ function sizeOption(text: string): number {
       throw new CliError("Invalid image size specified. Must be between 0 and 9223372036854775807.");
     }
     throw new CliError(
-      `Invalid image size specified. You may use k, M, G, T, P or E suffixes for${NEXT}kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.`,
+      "Invalid image size specified. You may use k, M, G, T, P or E suffixes for" +
+        `${NEXT}kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.`,
     );
   }
   return bytes;
@@ -71,7 +72,8 @@ function checkedOptions(driver: FormatDriver, formatName: string, text: string |
     if (!spec) fail(`Invalid parameter '${name}'`);
     else if (spec.type === "size" && !/^\s*\d+(\.\d+)?\s*[bkmgtpe]?\s*$/i.test(value)) {
       fail(
-        `Parameter '${name}' expects a non-negative number below 2^64\nOptional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.`,
+        `Parameter '${name}' expects a non-negative number below 2^64\n` +
+          "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.",
       );
     } else if (spec.type === "number" && (value.trim() === "" || !Number.isFinite(Number(value)))) {
       fail(`Parameter '${name}' expects a number`);
@@ -137,8 +139,12 @@ qcow2 targets give qemu-img's figures; the other formats vdisk's own bounds (REA
     if (path === undefined && (optString(args, "format") !== undefined || optFlag(args, "snapshot"))) {
       throw new CliError("--image-opts, -f, and -l require a filename argument.");
     }
-    if (path !== undefined && size !== undefined) throw new CliError("--size N cannot be used together with a filename.");
-    if (path === undefined && size === undefined) throw new CliError("Either --size N or one filename must be specified.");
+    if (path !== undefined && size !== undefined) {
+      throw new CliError("--size N cannot be used together with a filename.");
+    }
+    if (path === undefined && size === undefined) {
+      throw new CliError("Either --size N or one filename must be specified.");
+    }
     if (optFlag(args, "snapshot")) throw new UsageError("option '-l' is not supported by vdisk");
     const formatName = optString(args, "output-format") ?? "raw";
     const optText = joinedOptions(args);
@@ -148,7 +154,8 @@ qcow2 targets give qemu-img's figures; the other formats vdisk's own bounds (REA
       const pairs = checkedOptions(driver, formatName, optText);
       let result: MeasureResult;
       try {
-        result = await measureImage({ format: driver.name, options: optionText(pairs), size: source ? undefined : size, source });
+        const options = optionText(pairs);
+        result = await measureImage({ format: driver.name, options, size: source ? undefined : size, source });
       } catch (e) {
         throw new CliError(errorText(e), 1, { cause: e });
       }

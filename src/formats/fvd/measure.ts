@@ -34,8 +34,10 @@ export function measureFvd(input: MeasureInput): MeasureResult {
   const virt = fvdRoundUp(input.size > 0 ? input.size : 4096, FVD_SECTOR);
   const compact = o.compact_image === true;
   const hasBase = input.backingFile !== undefined;
-  const chunk = compact ? fvdRoundUp(num(o.chunk_size) > 0 ? num(o.chunk_size) : FVD_DEFAULT_CHUNK_SIZE, FVD_REGION_ALIGN) : 0;
-  const block = hasBase ? (num(o.block_size) > 0 ? fvdRoundUp(num(o.block_size), FVD_SECTOR) : fvdDefaultBlockSize(virt)) : 0;
+  const chunkOption = num(o.chunk_size) > 0 ? num(o.chunk_size) : FVD_DEFAULT_CHUNK_SIZE;
+  const chunk = compact ? fvdRoundUp(chunkOption, FVD_REGION_ALIGN) : 0;
+  const blockOption = num(o.block_size);
+  const block = hasBase ? (blockOption > 0 ? fvdRoundUp(blockOption, FVD_SECTOR) : fvdDefaultBlockSize(virt)) : 0;
   const bitmapSize = hasBase ? fvdBitmapSize(virt, block) : 0;
   const entries = compact ? Math.ceil(virt / chunk) : 0;
   const tableSize = compact ? fvdTableSize(entries) : 0;
@@ -50,8 +52,11 @@ export function measureFvd(input: MeasureInput): MeasureResult {
     const anyData = input.allocated === undefined ? false : hasBase || requiredUnits(input, FVD_SECTOR) > 0;
     return { required: metadata + (anyData ? virt : 0), fullyAllocated: metadata + virt };
   }
-  const grow = Math.max(chunk, Math.min(num(o.storage_grow_unit) > 0 ? num(o.storage_grow_unit) : FVD_DEFAULT_STORAGE_GROW_UNIT, MAX_GROW_UNIT));
-  const storage = (chunks: number): number => (chunks === 0 ? 0 : Math.max(chunks * chunk, (chunks - 1) * chunk + grow));
+  const growOption = num(o.storage_grow_unit) > 0 ? num(o.storage_grow_unit) : FVD_DEFAULT_STORAGE_GROW_UNIT;
+  const grow = Math.max(chunk, Math.min(growOption, MAX_GROW_UNIT));
+  // Each growth step reaches at least `grow` past the chunks already in use.
+  const storage = (chunks: number): number =>
+    chunks === 0 ? 0 : Math.max(chunks * chunk, (chunks - 1) * chunk + grow);
   return {
     required: metadata + storage(requiredUnits({ ...input, size: virt }, chunk)),
     fullyAllocated: metadata + storage(entries),

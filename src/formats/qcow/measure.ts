@@ -5,9 +5,11 @@
  * is how the driver appends them.
  * @module
  */
-import { countTouchedUnits, requiredUnits, roundUp, type MeasureInput, type MeasureResult } from "../../core/measure.js";
+import { countTouchedUnits, requiredUnits, roundUp } from "../../core/measure.js";
+import type { MeasureInput, MeasureResult } from "../../core/measure.js";
 import { ImageError } from "../../errors.js";
-import { QCOW_HEADER_SIZE, QCOW_MAX_CLUSTER_BITS, QCOW_MIN_CLUSTER_BITS, qcowDefaultL2Bits, qcowGeometry } from "./layout.js";
+import { QCOW_HEADER_SIZE, QCOW_MAX_CLUSTER_BITS, QCOW_MIN_CLUSTER_BITS } from "./layout.js";
+import { qcowDefaultL2Bits, qcowGeometry } from "./layout.js";
 
 /** measure for qcow: `required` bounds a convert, `fullyAllocated` a fully written image. */
 export function measureQcow(input: MeasureInput): MeasureResult {
@@ -16,7 +18,8 @@ export function measureQcow(input: MeasureInput): MeasureResult {
   const v = input.options.cluster_size;
   const clusterBits = v === undefined ? (hasBacking ? 9 : 12) : Math.log2(Number(v));
   if (!Number.isInteger(clusterBits) || clusterBits < QCOW_MIN_CLUSTER_BITS || clusterBits > QCOW_MAX_CLUSTER_BITS) {
-    throw new ImageError("ERR_INVALID_OPTION", `qcow cluster size must be a power of two between 512 and 64k (got ${v})`);
+    const message = `qcow cluster size must be a power of two between 512 and 64k (got ${v})`;
+    throw new ImageError("ERR_INVALID_OPTION", message, { format: "qcow" });
   }
   const geo = qcowGeometry(size, clusterBits, qcowDefaultL2Bits(clusterBits));
   const cs = geo.clusterSize;
@@ -28,7 +31,8 @@ export function measureQcow(input: MeasureInput): MeasureResult {
     clusters === 0 ? emptyBytes : roundUp(emptyBytes, cs) + tables * l2TableBytes + clusters * cs;
   const allClusters = Math.ceil(size / cs);
   const clusters = requiredUnits({ ...input, size }, cs);
-  const tables =
-    input.allocated === undefined || hasBacking ? Math.ceil(clusters * cs / geo.l2Span) : countTouchedUnits(input.allocated, geo.l2Span);
+  const tables = input.allocated === undefined || hasBacking
+    ? Math.ceil((clusters * cs) / geo.l2Span)
+    : countTouchedUnits(input.allocated, geo.l2Span);
   return { required: bytesFor(clusters, tables), fullyAllocated: bytesFor(allClusters, Math.ceil(size / geo.l2Span)) };
 }

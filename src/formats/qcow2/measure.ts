@@ -5,7 +5,8 @@
  * @module
  */
 import type { CreateOptionSpec } from "../../core/format.js";
-import { roundUp, requiredUnits, type MeasureInput, type MeasureResult, type MeasureBitmap } from "../../core/measure.js";
+import { roundUp, requiredUnits } from "../../core/measure.js";
+import type { MeasureBitmap, MeasureInput, MeasureResult } from "../../core/measure.js";
 import { ImageError } from "../../errors.js";
 import { QCOW2_CREATE_OPTIONS } from "./create.js";
 import { QCOW2_MAX_L1_BYTES } from "./layout.js";
@@ -15,7 +16,9 @@ import { QCOW2_MAX_L1_BYTES } from "./layout.js";
  * by measure itself (qemu-img accepts `falloc`/`full` here, and names a bad compat its own way).
  */
 export const QCOW2_MEASURE_OPTIONS: readonly CreateOptionSpec[] = QCOW2_CREATE_OPTIONS.map((s) =>
-  s.name === "compat" || s.name === "preallocation" ? { name: s.name, type: "string", help: s.help, defaultText: s.defaultText } : s,
+  s.name === "compat" || s.name === "preallocation"
+    ? { name: s.name, type: "string", help: s.help, defaultText: s.defaultText }
+    : s
 );
 
 const MIN_EXTL2_CLUSTER_BYTES = 16384;
@@ -50,7 +53,12 @@ export function qcow2RefcountMetadataBytes(clusters: number, clusterSize: number
 }
 
 /** File size of a qcow2 image of `virtualSize` with every cluster allocated. */
-export function qcow2FullyAllocatedBytes(virtualSize: number, clusterSize: number, refcountOrder: number, extendedL2: boolean): number {
+export function qcow2FullyAllocatedBytes(
+  virtualSize: number,
+  clusterSize: number,
+  refcountOrder: number,
+  extendedL2: boolean,
+): number {
   const dataBytes = roundUp(virtualSize, clusterSize);
   const l2EntryBytes = extendedL2 ? 16 : 8;
   let meta = clusterSize; // header
@@ -93,11 +101,15 @@ export function measureQcow2(input: MeasureInput): MeasureResult {
     throw invalid("Refcount width must be a power of two and may not exceed 64 bits");
   }
   if (version === 2 && refcountBits !== 16) {
-    throw invalid("Different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)");
+    throw invalid(
+      "Different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)",
+    );
   }
   const extendedL2 = o.extended_l2 === true;
   if (extendedL2 && clusterSize < MIN_EXTL2_CLUSTER_BYTES) {
-    throw invalid(`Extended L2 entries are only supported with cluster sizes of at least ${MIN_EXTL2_CLUSTER_BYTES} bytes`);
+    throw invalid(
+      `Extended L2 entries are only supported with cluster sizes of at least ${MIN_EXTL2_CLUSTER_BYTES} bytes`,
+    );
   }
   const prealloc = String(o.preallocation ?? "off");
   if (!["off", "metadata", "falloc", "full"].includes(prealloc)) throw invalid(`invalid parameter value: ${prealloc}`);
@@ -105,7 +117,9 @@ export function measureQcow2(input: MeasureInput): MeasureResult {
   const virtualSize = roundUp(input.size, clusterSize);
   const l2EntryBytes = extendedL2 ? 16 : 8;
   const l2Tables = Math.ceil(virtualSize / clusterSize / (clusterSize / l2EntryBytes));
-  if (l2Tables * L1_ENTRY_BYTES > QCOW2_MAX_L1_BYTES) throw invalid("The image size is too large (try using a larger cluster size)");
+  if (l2Tables * L1_ENTRY_BYTES > QCOW2_MAX_L1_BYTES) {
+    throw invalid("The image size is too large (try using a larger cluster size)");
+  }
 
   // Data clusters a convert writes: every one with a backing file to differ from (qemu's rule).
   let dataBytes = requiredUnits(input, clusterSize) * clusterSize;

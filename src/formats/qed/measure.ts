@@ -6,17 +6,22 @@
  */
 import { countTouchedUnits, requiredUnits, type MeasureInput, type MeasureResult } from "../../core/measure.js";
 import { ImageError } from "../../errors.js";
-import { QED_DEFAULT_CLUSTER_SIZE, QED_DEFAULT_TABLE_SIZE, QED_MAX_CLUSTER_SIZE, QED_MAX_TABLE_SIZE, QED_MIN_CLUSTER_SIZE, QED_MIN_TABLE_SIZE, qedPowerOfTwoIn } from "./layout.js";
+import { QED_DEFAULT_CLUSTER_SIZE, QED_DEFAULT_TABLE_SIZE, qedPowerOfTwoIn } from "./layout.js";
+import { QED_MAX_CLUSTER_SIZE, QED_MAX_TABLE_SIZE, QED_MIN_CLUSTER_SIZE, QED_MIN_TABLE_SIZE } from "./layout.js";
 
 /** measure for qed: `required` bounds a convert, `fullyAllocated` a fully written image. */
 export function measureQed(input: MeasureInput): MeasureResult {
   const cs = Number(input.options.cluster_size ?? QED_DEFAULT_CLUSTER_SIZE);
   const tableClusters = Number(input.options.table_size ?? QED_DEFAULT_TABLE_SIZE);
+  const invalid = (what: string, min: number, max: number, got: number): ImageError =>
+    new ImageError("ERR_INVALID_OPTION", `QED ${what} must be a power of two from ${min} to ${max} (got ${got})`, {
+      format: "qed",
+    });
   if (!qedPowerOfTwoIn(cs, QED_MIN_CLUSTER_SIZE, QED_MAX_CLUSTER_SIZE)) {
-    throw new ImageError("ERR_INVALID_OPTION", `QED cluster size must be a power of two from ${QED_MIN_CLUSTER_SIZE} to ${QED_MAX_CLUSTER_SIZE} (got ${cs})`);
+    throw invalid("cluster size", QED_MIN_CLUSTER_SIZE, QED_MAX_CLUSTER_SIZE, cs);
   }
   if (!qedPowerOfTwoIn(tableClusters, QED_MIN_TABLE_SIZE, QED_MAX_TABLE_SIZE)) {
-    throw new ImageError("ERR_INVALID_OPTION", `QED table size must be a power of two from ${QED_MIN_TABLE_SIZE} to ${QED_MAX_TABLE_SIZE} clusters (got ${tableClusters})`);
+    throw invalid("table size (in clusters)", QED_MIN_TABLE_SIZE, QED_MAX_TABLE_SIZE, tableClusters);
   }
   const tableBytes = cs * tableClusters;
   const l2Span = (tableBytes / 8) * cs;

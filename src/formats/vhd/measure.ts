@@ -16,7 +16,10 @@ const MAX_DIRECTORY_CHARS = 4096;
 /** measure for vpc: `required` bounds a convert, `fullyAllocated` a fully written image. */
 export function measureVhd(input: MeasureInput): MeasureResult {
   const hasBacking = input.backingFile !== undefined;
-  const plan = hasBacking ? { diskType: VhdDiskType.dynamic, size: roundUp(input.size, 512) } : vhdPlanSize(input.options, input.size);
+  // A differencing disk takes its parent's size and is dynamic.
+  const plan = hasBacking
+    ? { diskType: VhdDiskType.dynamic, size: roundUp(input.size, 512) }
+    : vhdPlanSize(input.options, input.size);
   if (plan.diskType === VhdDiskType.fixed) {
     const bytes = plan.size + VHD_FOOTER_SIZE;
     return { required: bytes, fullyAllocated: bytes };

@@ -10,7 +10,8 @@
  * The descriptor file is bounded with extent names of 255 bytes (the longest file name).
  * @module
  */
-import { countTouchedUnits, roundUp, type GuestRange, type MeasureInput, type MeasureResult } from "../../core/measure.js";
+import { countTouchedUnits, roundUp } from "../../core/measure.js";
+import type { GuestRange, MeasureInput, MeasureResult } from "../../core/measure.js";
 import { ImageError } from "../../errors.js";
 import { vmdkSparseLayout } from "./create.js";
 import { buildVmdkDescriptor, encodeVmdkDescriptor } from "./descriptor.js";
@@ -77,7 +78,8 @@ export function measureVmdk(input: MeasureInput): MeasureResult {
     const bytes = descriptorBytes(input, sub, extentSize, extents, true) + size;
     return { required: bytes, fullyAllocated: bytes };
   }
-  const grainBytes = sub === "streamOptimized" ? roundUp(GRAIN_MARKER_BYTES + deflateBound(64 * 1024), VMDK_SECTOR_SIZE) : 0;
+  const streamGrainBytes = roundUp(GRAIN_MARKER_BYTES + deflateBound(64 * 1024), VMDK_SECTOR_SIZE);
+  const grainBytes = sub === "streamOptimized" ? streamGrainBytes : 0;
   let required = split ? descriptorBytes(input, sub, extentSize, extents, false) : 0;
   let fullyAllocated = required;
   const parts = split ? extents : 1;

@@ -9,18 +9,10 @@ import type { GuestRange, MeasureResult } from "../core/measure.js";
 import { parseCreateOptions, parseSize, splitOptionString } from "../core/options.js";
 import { ImageError, UnsupportedFeatureError } from "../errors.js";
 import { builtinDrivers, findDriver } from "../formats/registry.js";
-
-/**
- * What measure needs of an `AbortSignal` (structural, so that the runtime-neutral build needs
- * no DOM types; every runtime's `AbortSignal` fits).
- */
-export interface MeasureAbortSignal {
-  readonly aborted: boolean;
-  readonly reason?: unknown;
-}
+import { progressReporter, throwIfAborted, type OperationOptions, type ProgressListener } from "./progress.js";
 
 /** Options of {@link measureImage}. */
-export interface MeasureImageOptions {
+export interface MeasureImageOptions extends OperationOptions {
   /** Target format name (or alias), e.g. `qcow2`. */
   format: string;
   /**
@@ -33,20 +25,8 @@ export interface MeasureImageOptions {
   size?: number;
   /** The image to be converted: its size and allocation (its whole backing chain) count. */
   source?: BlockDevice;
-  /** Stops the scan of the source's allocation: the promise rejects with `signal.reason`. */
-  signal?: MeasureAbortSignal;
-  /** Progress of the scan of the source's allocation, in guest bytes. */
-  onProgress?: (p: { done: number; total: number }) => void;
   /** Drivers to look the format up in (default: the built-in ones). */
   drivers?: readonly FormatDriver[];
-}
-
-function throwIfAborted(signal: MeasureAbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  if (signal.reason !== undefined) throw signal.reason; // a DOMException "AbortError" by default
-  const e = new Error("The operation was aborted");
-  e.name = "AbortError";
-  throw e;
 }
 
 /**
@@ -55,12 +35,13 @@ function throwIfAborted(signal: MeasureAbortSignal | undefined): void {
  */
 async function allocatedRanges(
   source: BlockDevice,
-  signal: MeasureAbortSignal | undefined,
-  onProgress: MeasureImageOptions["onProgress"],
+  signal: AbortSignal | undefined,
+  onProgress: ProgressListener | undefined,
 ): Promise<GuestRange[]> {
   const ranges: Array<{ offset: number; length: number }> = [];
   const total = source.size;
-  onProgress?.({ done: 0, total });
+  const progress = progressReporter(total, onProgress);
+  progress(0);
   if (total > 0) {
     for await (const e of source.extents(0, total)) {
       throwIfAborted(signal);
@@ -69,7 +50,7 @@ async function allocatedRanges(
         if (last && last.offset + last.length === e.offset) last.length += e.length;
         else ranges.push({ offset: e.offset, length: e.length });
       }
-      onProgress?.({ done: e.offset + e.length, total });
+      progress(e.offset + e.length);
     }
   }
   throwIfAborted(signal);

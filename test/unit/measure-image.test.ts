@@ -41,6 +41,12 @@ describe("measureImage()", () => {
     const src = await createImage(new MemoryBackend(), { format: "raw", size: 4096 });
     await expect(measureImage({ format: "qcow2", size: 1, source: src })).rejects.toBeInstanceOf(TypeError);
     await expect(measureImage({ format: "qcow2", size: -1 })).rejects.toBeInstanceOf(RangeError);
+    // Sizes create refuses are refused by measure too.
+    await expect(measureImage({ format: "gow1", size: 1000 })).rejects.toMatchObject({ code: "ERR_OUT_OF_RANGE" });
+    await expect(measureImage({ format: "gow1", size: 65 * 2 ** 30 })).rejects.toMatchObject({ code: "ERR_OUT_OF_RANGE" });
+    await expect(measureImage({ format: "vpc", size: 3 * 2 ** 40 })).rejects.toBeInstanceOf(RangeError);
+    await expect(measureImage({ format: "vhdx", size: 65 * 2 ** 40 })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    await expect(measureImage({ format: "vdi", size: 2 ** 52 })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
   });
 
   it("counts the clusters a source's data touches, not its zeros", async () => {

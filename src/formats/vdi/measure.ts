@@ -5,11 +5,18 @@
  * @module
  */
 import { requiredUnits, roundUp, type MeasureInput, type MeasureResult } from "../../core/measure.js";
-import { VDI_BLOCK_SIZE, VDI_HEADER_SIZE, VDI_SECTOR_SIZE } from "./layout.js";
+import { ImageError } from "../../errors.js";
+import { VDI_BLOCK_SIZE, VDI_DISK_SIZE_MAX, VDI_HEADER_SIZE, VDI_SECTOR_SIZE } from "./layout.js";
 
 /** measure for vdi: `required` bounds a convert, `fullyAllocated` a fully written image. */
 export function measureVdi(input: MeasureInput): MeasureResult {
   const size = roundUp(input.size, VDI_SECTOR_SIZE);
+  if (size > VDI_DISK_SIZE_MAX) {
+    const found = `0x${size.toString(16)}`;
+    const max = `0x${VDI_DISK_SIZE_MAX.toString(16)}`;
+    const message = `Unsupported VDI image size (size is ${found}, max supported is ${max})`;
+    throw new ImageError("ERR_INVALID_OPTION", message, { format: "vdi" });
+  }
   const blocks = Math.ceil(size / VDI_BLOCK_SIZE);
   const dataOffset = VDI_HEADER_SIZE + roundUp(blocks * 4, VDI_SECTOR_SIZE);
   const fullyAllocated = dataOffset + blocks * VDI_BLOCK_SIZE;

@@ -8,7 +8,8 @@
  */
 import { requiredUnits, roundUp, type MeasureInput, type MeasureResult } from "../../core/measure.js";
 import { vhdPlanSize } from "./create.js";
-import { VHD_DEFAULT_BLOCK_SIZE, VHD_DYNAMIC_HEADER_SIZE, VHD_FOOTER_SIZE, VhdDiskType } from "./layout.js";
+import { VHD_DEFAULT_BLOCK_SIZE, VHD_DYNAMIC_HEADER_SIZE, VHD_FOOTER_SIZE } from "./layout.js";
+import { VHD_MAX_SECTORS, VhdDiskType } from "./layout.js";
 
 /** The longest directory an absolute parent locator may carry (PATH_MAX). */
 const MAX_DIRECTORY_CHARS = 4096;
@@ -20,6 +21,9 @@ export function measureVhd(input: MeasureInput): MeasureResult {
   const plan = hasBacking
     ? { diskType: VhdDiskType.dynamic, size: roundUp(input.size, 512) }
     : vhdPlanSize(input.options, input.size);
+  if (plan.size / 512 > VHD_MAX_SECTORS) {
+    throw new RangeError(`Cannot create vpc image: size of ${plan.size} bytes exceeds the VHD limit of 2040 GiB`);
+  }
   if (plan.diskType === VhdDiskType.fixed) {
     const bytes = plan.size + VHD_FOOTER_SIZE;
     return { required: bytes, fullyAllocated: bytes };

@@ -8,7 +8,8 @@
 import { requiredUnits, roundUp, type MeasureInput, type MeasureResult } from "../../core/measure.js";
 import { ImageError } from "../../errors.js";
 import { vhdxDefaultBlockSize } from "./create.js";
-import { VHDX_HEADER_SECTION_SIZE, VHDX_MAX_BLOCK_SIZE, VHDX_MIB, vhdxGeometry } from "./layout.js";
+import { VHDX_HEADER_SECTION_SIZE, VHDX_MAX_BLOCK_SIZE, VHDX_MAX_VIRTUAL_SIZE } from "./layout.js";
+import { VHDX_MIB, vhdxGeometry } from "./layout.js";
 
 function invalid(message: string): ImageError {
   return new ImageError("ERR_INVALID_OPTION", message, { format: "vhdx" });
@@ -21,6 +22,7 @@ export function measureVhdx(input: MeasureInput): MeasureResult {
   const lss = o.logical_sector_size !== undefined ? Number(o.logical_sector_size) : 512;
   if (lss !== 512 && lss !== 4096) throw invalid("Logical sector size must be 512 or 4096");
   const size = roundUp(input.size, lss);
+  if (size > VHDX_MAX_VIRTUAL_SIZE) throw invalid("Image size too large; max of 64TB");
   let blockSize = o.block_size !== undefined ? roundUp(Number(o.block_size), VHDX_MIB) : 0;
   if (blockSize === 0) blockSize = vhdxDefaultBlockSize(size);
   if ((blockSize & (blockSize - 1)) !== 0) throw invalid("Block size must be a power of two");

@@ -83,12 +83,13 @@ export function countTouchedUnits(ranges: readonly GuestRange[], unit: number): 
 }
 
 /**
- * The units a source fills in a new image: all units of `size` when there is a backing file to
- * differ from or the size alone is known (`fullWhenUnknown`), else the units the data touches.
+ * The `unit`-sized units of `[0, input.size)` a convert of the source fills in a new image: the
+ * units its data touches; all of them when a backing file is named (qemu's rule); none when
+ * there is no source (a size alone).
  */
-export function requiredUnits(input: MeasureInput, unit: number, fullWhenUnknown = false): number {
+export function requiredUnits(input: MeasureInput, unit: number): number {
+  if (input.allocated === undefined) return 0;
   const all = Math.ceil(input.size / unit);
-  if (input.allocated === undefined) return fullWhenUnknown ? all : 0;
   if (input.backingFile !== undefined) return all;
   return Math.min(all, countTouchedUnits(input.allocated, unit));
 }

@@ -73,6 +73,24 @@ describe.skipIf(!HAVE_QEMU)("vdisk measure matches qemu-img measure", () => {
     await same(["-O", "qcow2", "--size", "1G", "-f", "vmdk", "empty.qcow2"]);
   });
 
+  it("--image-opts and --object as qemu-img takes them", async () => {
+    await same(["-O", "qcow2", "--image-opts", "driver=qcow2,file.filename=empty.qcow2"]);
+    await same(["-O", "qcow2", "--image-opts", "file.filename=holes.qcow2"]);
+    await same(["-O", "qcow2", "--image-opts", "driver=raw,file.filename=full.raw"]);
+    await same(["-O", "qcow2", "--image-opts", "driver=qcow2,file.driver=file,file.filename=top.qcow2"]);
+    await same(["-O", "qcow2", "--image-opts", "driver=qcow2,file.filename=nonexist.qcow2"]);
+    await same(["-O", "qcow2", "--image-opts", "driver=qcow2,file.filename=empty.qcow2,bogus=1"]);
+    await same(["-O", "qcow2", "--image-opts", "empty.qcow2"]);
+    await same(["-O", "qcow2", "--image-opts", "-f", "qcow2", "driver=qcow2,file.filename=empty.qcow2"]);
+    await same(["-O", "qcow2", "--image-opts", "--size", "1G"]);
+    await same(["-O", "qcow2", "--image-opts", "driver=qcow2,file.filename=empty.qcow2", "--size", "1G"]);
+    await same(["-O", "qcow2", "--object", "secret,id=s0,data=x", "--size", "1G"]);
+    await same(["-O", "qcow2", "--object", "qom-type=secret,id=s0,data=x", "--size", "1G"]);
+    await same(["-O", "qcow2", "--object", "secret,data=x", "--size", "1G"]);
+    await same(["-O", "qcow2", "--object", "secret,id=s0", "--size", "1G"]);
+    await same(["-O", "qcow2", "--object", "foo,id=x", "--size", "1G"]);
+  });
+
   it("fails on a missing file with exit code 1", async () => {
     await inDir(t.dir, async () => {
       const ours = await vdisk("measure", "-O", "qcow2", "nonexist.qcow2");

@@ -9,9 +9,10 @@ import { parseSize, splitOptionString } from "../../core/options.js";
 import { findDriver } from "../../formats/registry.js";
 import { measureImage } from "../../ops/measure.js";
 import { optFlag, optString, type ParsedArgs } from "../args.js";
-import { HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
+import { HELP_OPTION, OUTPUT_OPTION, outputFormat, parseCommandArgs } from "../common.js";
 import { PROGRAM, type Command, type CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
+import { checkObjects, parseImageOpts, type ImageOptsTarget } from "../image-opts.js";
 import { closingAfter, openCliImage } from "../open-image.js";
 import { toQemuJson } from "../qemu-json.js";
 import { joinedOptions } from "./create.js";
@@ -19,7 +20,9 @@ import { joinedOptions } from "./create.js";
 const SPECS = [
   HELP_OPTION,
   OUTPUT_OPTION,
-  ...UNSUPPORTED_OPTIONS,
+  // Keys of their own: the shared check rejects `image-opts`/`object`, which measure takes.
+  { key: "measure-image-opts", long: "image-opts" },
+  { key: "measure-object", long: "object", value: true, repeat: true },
   { key: "format", short: "f", long: "format", value: true },
   { key: "output-format", short: "O", long: "output-format", value: true },
   { key: "options", short: "o", long: "options", value: true, repeat: true },
@@ -108,8 +111,10 @@ function sizeArgument(args: ParsedArgs): number | undefined {
 /** `vdisk measure`: qemu-img measure. */
 export const measureCommand: Command = {
   name: "measure",
-  synopsis: "measure [-f FMT] -O FMT [-o OPTIONS] [--size SIZE] [--output=human|json] [FILE]",
-  help: `usage: vdisk measure [--output=human|json] [-O FMT] [-o OPTIONS] [--size SIZE | [-f FMT] FILE]
+  synopsis:
+    "measure [-f FMT] -O FMT [-o OPTIONS] [--size SIZE] [--output=human|json] [--image-opts] [--object OBJ] [FILE]",
+  help: `usage: vdisk measure [--output=human|json] [-O FMT] [-o OPTIONS]
+                     [--size SIZE | [--object OBJ] [--image-opts] [-f FMT] FILE]
 
 Prints the file size a new image of format FMT needs: for an empty image of SIZE bytes, or for
 a convert of FILE (its data clusters, through its backing chain). "required size" is what the
@@ -121,12 +126,16 @@ qcow2 targets give qemu-img's figures; the other formats vdisk's own bounds (REA
   -o, --options OPTS        its create options, name=value,... (as for create)
   --size SIZE               virtual size (suffixes k, M, G, T, P, E), instead of FILE
   -f, --format FMT          FILE's format (probed when absent)
+  --image-opts              FILE is qemu's option text: driver=FMT,file.filename=PATH
+  --object secret,id=ID,data=…  accepted for qemu-img compatibility (vdisk opens no encrypted
+                            image, so secrets are checked and then unused)
   --output=FMT              human (default) or json (qemu-img's fields)
   -U, --force-share         accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
     const args = parseCommandArgs(this, argv, SPECS, ctx);
     if (!args) return 0;
+    checkObjects(args.lists.get("measure-object") ?? []);
     let output: "human" | "json";
     try {
       output = outputFormat(args);
@@ -136,7 +145,8 @@ qcow2 targets give qemu-img's figures; the other formats vdisk's own bounds (REA
     const size = sizeArgument(args);
     if (args.operands.length > 1) throw new CliError("At most one filename argument is allowed.");
     const path = args.operands[0];
-    if (path === undefined && (optString(args, "format") !== undefined || optFlag(args, "snapshot"))) {
+    const imageOpts = optFlag(args, "measure-image-opts");
+    if (path === undefined && (imageOpts || optString(args, "format") !== undefined || optFlag(args, "snapshot"))) {
       throw new CliError("--image-opts, -f, and -l require a filename argument.");
     }
     if (path !== undefined && size !== undefined) {
@@ -163,7 +173,20 @@ qcow2 targets give qemu-img's figures; the other formats vdisk's own bounds (REA
       return 0;
     };
     if (path === undefined) return measure();
-    const { device } = await openCliImage(path, { format: optString(args, "format"), readOnly: true, warn: ctx.warn });
+    let file: ImageOptsTarget = { path, format: optString(args, "format") };
+    if (imageOpts) {
+      if (file.format !== undefined) throw new CliError("--image-opts and --format are mutually exclusive");
+      file = parseImageOpts(path);
+    }
+    let opened;
+    try {
+      opened = await openCliImage(file.path, { format: file.format, readOnly: true, warn: ctx.warn });
+    } catch (e) {
+      // qemu-img names the option text, then the file, when --image-opts named it.
+      if (imageOpts) throw new CliError(`Could not open '${path}': ${errorText(e)}`, 1, { cause: e });
+      throw e;
+    }
+    const { device } = opened;
     return closingAfter(() => [device], () => measure(device));
   },
 };

@@ -29,6 +29,12 @@ describe.skipIf(!HAVE_QEMU)("vdisk measure matches qemu-img measure", () => {
     qemuImg("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", t.path("top.qcow2"));
     io("top.qcow2", "write -P 0x22 64k 64k", "write -z 40M 512k", "write -P 7 50M 3k");
     qemuImg("convert", "-c", "-O", "qcow2", t.path("top.qcow2"), t.path("compressed.qcow2"));
+    // Subclusters: allocation finer than the source's clusters, under a chain with 4 KiB clusters.
+    qemuImg("create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=128k", t.path("ext.qcow2"), "30M");
+    io("ext.qcow2", "write -P 1 4k 4k", "write -P 2 1M 1k", "write -z 2M 128k", "write -P 3 2M 4k", "write -P 4 5M 300k",
+      "discard 5M 64k");
+    qemuImg("create", "-q", "-f", "qcow2", "-b", "ext.qcow2", "-F", "qcow2", "-o", "cluster_size=4k", t.path("ext-top.qcow2"));
+    io("ext-top.qcow2", "write -z 5M 128k", "write -P 9 20M 2k");
     qemuImg("create", "-q", "-f", "qcow2", "-o", "compat=0.10", t.path("v2.qcow2"), "3M");
     io("v2.qcow2", "write -P 9 512 1k");
     // The same data in every format qemu-img reports the allocation of (its vhdx driver reports
@@ -150,7 +156,8 @@ describe.skipIf(!HAVE_QEMU)("vdisk measure matches qemu-img measure", () => {
   });
 
   it("figures for a source: holes, zero ranges, backing chains, compressed clusters, bitmaps", async () => {
-    const sources = ["full.raw", "empty.qcow2", "holes.qcow2", "base.qcow2", "top.qcow2", "compressed.qcow2", "v2.qcow2", "bitmaps.qcow2"];
+    const sources = ["full.raw", "empty.qcow2", "holes.qcow2", "base.qcow2", "top.qcow2", "compressed.qcow2", "v2.qcow2", "bitmaps.qcow2",
+      "ext.qcow2", "ext-top.qcow2"];
     for (const src of sources) {
       await same(["-O", "raw", src]);
       await same(["--output=json", "-O", "qcow2", src]);

@@ -51,5 +51,7 @@ export { commitImage, backingChain, type CommitOptions, type CommitResult } from
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
 export { measureImage, type MeasureImageOptions } from "./ops/measure.js";
 export type { MeasureInput, MeasureResult, MeasureBitmap, GuestRange } from "./core/measure.js";
+export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";

@@ -52,6 +52,7 @@ export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
 export { measureImage, type MeasureImageOptions } from "./ops/measure.js";
 export type { MeasureInput, MeasureResult, MeasureBitmap, GuestRange } from "./core/measure.js";
 export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { benchImage, benchParameters, type BenchOptions, type BenchResult } from "./ops/bench.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";

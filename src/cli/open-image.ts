@@ -7,11 +7,15 @@
 import type { BlockDevice } from "../core/block-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
 import { NodeFileBackend, type NodeFileOptions } from "../adapters/node/file-backend.js";
+import { nodeNbdConnect } from "../adapters/node/nbd-socket.js";
 import { createImage, openImage } from "../adapters/node/open-image.js";
 import { HttpBackend } from "../io/http-backend.js";
 import { httpAwareOpener, isHttpUrl } from "../io/http-opener.js";
+import { NbdBackend } from "../nbd/backend.js";
+import { isNbdUrl } from "../nbd/socket.js";
 import type { CreateImageOptions } from "../ops/open.js";
 import { openError } from "./errors.js";
+import { rejectPipeSource } from "./pipe-source.js";
 
 /**
  * The name qemu-img shows for `name` stored in the image at `base`: absolute names as they are,
@@ -35,13 +39,13 @@ export type OpenedFiles = Map<string, NodeFileBackend>;
  */
 const blockingFor = (readOnly: boolean | undefined): boolean => !!readOnly;
 
-function recordingOpener(files: OpenedFiles): FileOpener {
+function recordingOpener(files: OpenedFiles, blocking?: boolean): FileOpener {
   // Names stored in an image on a web server resolve on that server (protocol names are still
   // refused by the policy); names in local images are local files.
   return httpAwareOpener({}, async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
     const readOnly = !req.writable && !req.create;
-    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blockingFor(readOnly) });
+    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blocking ?? blockingFor(readOnly) });
     files.set(path, f);
     return f;
   });
@@ -56,6 +60,11 @@ export interface CliOpenOptions {
   warn?: (message: string) => void;
   /** Flush behaviour of the top image's file (`-t`); default `"writeback"`. */
   cache?: NodeFileOptions["cache"];
+  /**
+   * Blocking file I/O for every file of the chain; default: for files only read (see
+   * `blockingFor`). A server passes false: blocking reads would stall every other client.
+   */
+  blocking?: boolean;
 }
 
 /** An image opened by the CLI with the files of its chain. */
@@ -65,15 +74,38 @@ export interface CliImage {
   readonly files: OpenedFiles;
 }
 
-/** Opens `path` as qemu-img would. Failures become "Could not open 'path': …". */
+/**
+ * Opens `path` as qemu-img would; `path` may also be an NBD URL (`nbd://host:port/name`,
+ * `nbd+unix:///name?socket=PATH`) or an `http(s)://` URL — only here, for names given on the
+ * command line, never for names stored in images. An image read over NBD opens no backing file. Failures become
+ * "Could not open 'path': …".
+ */
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
+    if (isNbdUrl(path)) {
+      const io = await NbdBackend.open(nodeNbdConnect, path, { readOnly: options.readOnly });
+      try {
+        const device = await openImage(io, {
+          format: options.format,
+          readOnly: options.readOnly,
+          noBacking: options.noBacking,
+          backing: "deny",
+          warn: options.warn,
+        });
+        return { device, files };
+      } catch (e) {
+        await io.close().catch(() => {});
+        throw e;
+      }
+    }
     // An http(s) URL on the command line is read with Range requests (read-only).
     let top: IoBackend;
     if (isHttpUrl(path)) top = await HttpBackend.open(path);
     else {
-      const file = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
+      rejectPipeSource(path);
+      const blocking = options.blocking ?? blockingFor(options.readOnly);
+      const file = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking, cache: options.cache });
       files.set(path, file);
       top = file;
     }
@@ -82,7 +114,7 @@ export async function openCliImage(path: string, options: CliOpenOptions = {}): 
       readOnly: options.readOnly,
       noBacking: options.noBacking,
       backing: "any",
-      openFile: recordingOpener(files),
+      openFile: recordingOpener(files, options.blocking),
       warn: options.warn,
     });
     return { device, files };

@@ -10,6 +10,9 @@ import { loadZstdCompressor } from "../../codec/zstd-encoder.js";
 import { nodeCompressionCodecs } from "./compression.js";
 import { NodeFileBackend } from "./file-backend.js";
 import { nodeFileOpener } from "./opener.js";
+import { nodeNbdConnect } from "./nbd-socket.js";
+import { NbdBackend } from "../../nbd/backend.js";
+import { isNbdUrl } from "../../nbd/socket.js";
 
 /**
  * Installs zlib's native code (on the thread pool) for every compressed cluster and grain, and
@@ -22,11 +25,19 @@ export function installNodeCodecs(): void {
 
 export type { ImageSource, RuntimeOpenImageOptions } from "../../ops/open-paths.js";
 
-const runtime: PathRuntime = { openPath: (path, options) => NodeFileBackend.open(path, options), opener: nodeFileOpener };
+const runtime: PathRuntime = {
+  // An NBD URL (`nbd://host:port/name`, `nbd+unix:///name?socket=PATH`) is the export's bytes.
+  openPath: (path, options) =>
+    isNbdUrl(path) && !options.create
+      ? NbdBackend.open(nodeNbdConnect, path, { readOnly: options.readOnly })
+      : NodeFileBackend.open(path, options),
+  opener: nodeFileOpener,
+};
 
 /**
- * Opens an image. A string is a file path, opened read-write unless `readOnly`; an `http(s)://`
- * string or a `URL` is read through an {@link HttpBackend} (read-only).
+ * Opens an image. A string is a file path, opened read-write unless `readOnly`, or an NBD URL
+ * (the export's bytes, probed like a file); an `http(s)://` string or a `URL` is read through an
+ * {@link HttpBackend} (read-only).
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */

@@ -11,6 +11,7 @@
 import type { BlockDevice } from "../core/block-device.js";
 import type { BackingReference } from "../core/format.js";
 import type { ImageDevice } from "../core/image-device.js";
+import { settleAll } from "../core/settle.js";
 import { CorruptImageError, UnsupportedFeatureError } from "../errors.js";
 import { flattenFvdImage } from "../formats/fvd/flatten.js";
 import { getKernel } from "../kernel/index.js";
@@ -109,7 +110,7 @@ async function copyDifferences(image: ImageDevice, next: BlockDevice | undefined
         const n = Math.min(chunk, runEnd - s);
         const vOld = bufOld.subarray(0, n);
         const vNew = bufNew.subarray(0, n);
-        await Promise.all([readOrZeros(old, s, vOld), readOrZeros(next, s, vNew)]);
+        await settleAll([readOrZeros(old, s, vOld), readOrZeros(next, s, vNew)]);
         // Runs of differing units, each written as one request.
         let runStart = -1;
         const flushRun = async (end: number): Promise<void> => {

@@ -12,6 +12,7 @@
  * past the image, gives duplicated blocks their own copy, and fixes an undercounting header.
  * @module
  */
+import { pushCheckMessage } from "../../core/check-messages.js";
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import { readExact } from "../../io/helpers.js";
 import type { VdiInstance } from "./instance.js";
@@ -43,57 +44,58 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   const canWrite = !!repair && !inst.writeBlocker;
   if (repair && inst.writeBlocker) {
     res.checkErrors++;
-    res.messages.push(`ERROR cannot repair: ${inst.writeBlocker}`);
+    pushCheckMessage(res.messages, `ERROR cannot repair: ${inst.writeBlocker}`);
   }
-  // owner.get(d) = guest block using data block d. A map, not an array: its size is bounded by
-  // the block map held in memory (hence by the file), not by the header's block count.
-  const owner = new Map<number, number>();
-  const dups: number[] = [];
-  for (let i = 0; i < inst.bmap.length && i < blocks; i++) {
+  // owner[d] = guest block using data block d (-1: none). Sized by the highest block a map
+  // entry names, so bounded by the header's block count (as the block map itself); no
+  // per-entry objects, so a map of millions of entries checks in bounded memory.
+  const n = Math.min(inst.bmap.length, blocks);
+  let owner = ownerTable(inst.bmap, n, blocks);
+  let dups = 0;
+  for (let i = 0; i < n; i++) {
     const e = inst.bmap[i];
     if (e >= VDI_DISCARDED) continue;
     if (e >= blocks) {
       res.corruptions++;
-      res.messages.push(`${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${i} too large, is ${e}`);
+      pushCheckMessage(res.messages, () => `${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${i} too large, is ${e}`);
       if (fixAll && canWrite) {
         await setEntry(inst, i, VDI_UNALLOCATED);
         res.corruptionsFixed++;
       }
       continue;
     }
-    const prior = owner.get(e);
-    if (prior !== undefined) {
+    const prior = owner[e];
+    if (prior !== i) {
       res.corruptions++;
-      res.messages.push(`${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${prior} also used by ${i}`);
-      dups.push(i);
-    } else {
-      owner.set(e, i);
+      pushCheckMessage(res.messages, () => `${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${prior} also used by ${i}`);
+      dups++;
     }
   }
-  let maxUsed = -1;
-  for (const d of owner.keys()) if (d > maxUsed) maxUsed = d;
+  let maxUsed = owner.length - 1;
   // Duplicates get a copy of the shared block at the end of the data area.
-  if (fixAll && canWrite && dups.length) {
+  if (fixAll && canWrite && dups > 0) {
     let next = Math.max(inst.nextIndex, maxUsed + 1);
-    for (const i of dups) {
+    for (let i = 0; i < n; i++) {
+      const e = inst.bmap[i];
+      if (e >= VDI_DISCARDED || e >= blocks || owner[e] === i) continue;
       if (next >= blocks) {
         res.checkErrors++;
-        res.messages.push(`ERROR no free data block to copy block ${i} into`);
+        pushCheckMessage(res.messages, `ERROR no free data block to copy block ${i} into`);
         break;
       }
-      const src = h.offsetData + inst.bmap[i] * bs;
-      const data = await readCluster(inst, src, bs);
+      const data = await readCluster(inst, h.offsetData + e * bs, bs);
       await inst.file.write(h.offsetData + next * bs, data);
       await setAllocated(inst, Math.max(inst.header.blocksAllocated, next + 1));
       await setEntry(inst, i, next);
-      owner.set(next, i);
-      maxUsed = Math.max(maxUsed, next);
       next++;
       res.corruptionsFixed++;
     }
+    owner = ownerTable(inst.bmap, n, blocks);
+    maxUsed = owner.length - 1;
   }
 
-  let used = owner.size;
+  let used = 0;
+  for (let d = 0; d < owner.length; d++) if (owner[d] >= 0) used++;
   const allocated = inst.header.blocksAllocated;
   // File space past the last counted block (measured before any compaction moves the end).
   const fileSize = await inst.file.size();
@@ -101,7 +103,7 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   const tailLeak = fileSize > countedEnd && allocated < blocks ? Math.ceil((fileSize - countedEnd) / bs) : 0;
   if (maxUsed + 1 > allocated) {
     res.corruptions++;
-    res.messages.push(`${fixAll && canWrite ? "Repairing" : "ERROR"}: allocated blocks mismatch, is ${used}, should be ${allocated}`);
+    pushCheckMessage(res.messages, `${fixAll && canWrite ? "Repairing" : "ERROR"}: allocated blocks mismatch, is ${used}, should be ${allocated}`);
     if (fixAll && canWrite) {
       await setAllocated(inst, maxUsed + 1);
       res.corruptionsFixed++;
@@ -109,23 +111,22 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   } else if (used < allocated) {
     const leaked = allocated - used;
     res.leaks += leaked;
-    res.messages.push(`${repair && canWrite ? "Repairing" : "ERROR"}: ${leaked} data blocks are not used by any guest block (allocated blocks mismatch, is ${used}, should be ${allocated})`);
+    pushCheckMessage(res.messages, `${repair && canWrite ? "Repairing" : "ERROR"}: ${leaked} data blocks are not used by any guest block (allocated blocks mismatch, is ${used}, should be ${allocated})`);
     if (repair && canWrite) {
       // Compact: move the last blocks into the unused slots (copy first, then repoint the entry,
       // so a crash leaves at worst a leaked copy), then shrink the count.
-      const usedDesc = [...owner.keys()].sort((a, b) => b - a);
       let hole = 0;
-      for (const d of usedDesc) {
-        while (hole < d && owner.has(hole)) hole++;
+      for (let d = owner.length - 1; d >= 0; d--) {
+        if (owner[d] < 0) continue;
+        while (hole < d && owner[hole] >= 0) hole++;
         if (hole >= d) break;
-        const guest = owner.get(d)!;
+        const guest = owner[d];
         const data = await readCluster(inst, h.offsetData + d * bs, bs);
         await inst.file.write(h.offsetData + hole * bs, data);
         await setEntry(inst, guest, hole);
-        owner.set(hole, guest);
-        owner.delete(d);
+        owner[hole] = guest;
+        owner[d] = -1;
       }
-      used = owner.size;
       await setAllocated(inst, used);
       res.leaksFixed += leaked;
       maxUsed = used - 1;
@@ -133,7 +134,7 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   }
   if (tailLeak > 0) {
     res.leaks += tailLeak;
-    res.messages.push(`${repair && canWrite ? "Repairing" : "ERROR"}: space leaked at the end of the image ${fileSize - countedEnd}`);
+    pushCheckMessage(res.messages, `${repair && canWrite ? "Repairing" : "ERROR"}: space leaked at the end of the image ${fileSize - countedEnd}`);
     if (repair && canWrite) res.leaksFixed += tailLeak;
   }
   const end = h.offsetData + inst.header.blocksAllocated * bs;
@@ -154,4 +155,20 @@ async function readCluster(inst: VdiInstance, at: number, bs: number): Promise<U
   const buf = new Uint8Array(bs);
   if (at < size) buf.set(await readExact(inst.file, at, Math.min(bs, size - at), "data block", "vdi"));
   return buf;
+}
+
+
+/** owner[d] = first guest block (of the first `n`) whose entry names data block d, else -1. */
+function ownerTable(bmap: Uint32Array, n: number, blocks: number): Int32Array {
+  let max = -1;
+  for (let i = 0; i < n; i++) {
+    const e = bmap[i];
+    if (e < blocks && e > max) max = e;
+  }
+  const owner = new Int32Array(max + 1).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const e = bmap[i];
+    if (e < blocks && owner[e] < 0) owner[e] = i;
+  }
+  return owner;
 }

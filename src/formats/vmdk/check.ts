@@ -6,6 +6,7 @@
  * no leaks to find.
  * @module
  */
+import { pushCheckMessage } from "../../core/check-messages.js";
 import type { CheckResult } from "../../core/format.js";
 import type { VmdkExtent } from "./extent.js";
 import { VMDK_SECTOR_SIZE } from "./layout.js";
@@ -18,7 +19,7 @@ export async function checkVmdk(extents: readonly VmdkExtent[], starts: readonly
     if (problem) {
       result.corruptions = 1;
       result.checkErrors = 1;
-      result.messages.push(problem);
+      pushCheckMessage(result.messages, problem);
       break;
     }
   }

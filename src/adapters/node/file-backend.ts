@@ -68,7 +68,17 @@ export class NodeFileBackend implements IoBackend {
     return new NodeFileBackend(path, fd, !options.readOnly, !!options.blocking, options.cache === "unsafe");
   }
 
+  /** Node throws its own RangeError text for a position it cannot take: refuse it as ours. */
+  private badOffset(action: string, offset: number, length: number): ImageError | undefined {
+    if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(offset + length)) return undefined;
+    return new ImageError("ERR_IO", `Could not ${action} '${this.name}': offset ${offset} (+${length}) is out of range`, {
+      file: this.name,
+    });
+  }
+
   read(offset: number, into: Uint8Array): Promise<number> {
+    const bad = this.badOffset("read", offset, into.length);
+    if (bad) return Promise.reject(bad);
     if (this.blocking) {
       try {
         return Promise.resolve(fs.readSync(this.fd, into, 0, into.length, offset));
@@ -82,6 +92,8 @@ export class NodeFileBackend implements IoBackend {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
+    const bad = this.badOffset("write", offset, data.length);
+    if (bad) throw bad;
     let done = 0;
     if (this.blocking) {
       try {

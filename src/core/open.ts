@@ -13,7 +13,7 @@ import type { BlockDevice } from "./block-device.js";
 import type { CreateOptionValues, FormatDriver, ProbeInput } from "./format.js";
 import { ImageDevice } from "./image-device.js";
 import { parseCreateOptions, splitOptionString } from "./options.js";
-import { enforcePolicy, type OpenPolicy } from "./policy.js";
+import { policedRequest, type OpenPolicy } from "./policy.js";
 
 /** Options of `openImage`. */
 export interface OpenImageOptions {
@@ -104,10 +104,7 @@ function requireDriver(name: string, drivers: readonly FormatDriver[]): FormatDr
 function policedOpener(options: OpenImageOptions): FileOpener {
   const policy = options.backing ?? "deny";
   const inner = options.openFile ?? noOpener;
-  return (req: OpenFileRequest) => {
-    enforcePolicy(policy, req);
-    return inner(req);
-  };
+  return (req: OpenFileRequest) => inner(policedRequest(policy, req));
 }
 
 /**

@@ -13,6 +13,7 @@ import type { BlockDevice } from "./block-device.js";
 import type { CreateOptionValues, FormatDriver, ProbeInput } from "./format.js";
 import { ImageDevice } from "./image-device.js";
 import { parseCreateOptions, splitOptionString } from "./options.js";
+import { MAX_BACKING_CHAIN_DEPTH } from "./limits.js";
 import { policedRequest, type OpenPolicy } from "./policy.js";
 
 /** Options of `openImage`. */
@@ -25,7 +26,7 @@ export interface OpenImageOptions {
   backing?: OpenPolicy;
   /** Open the image without its backing file: unallocated ranges read as zeros. */
   noBacking?: boolean;
-  /** Deepest backing chain accepted. Default 16. */
+  /** Most backing files below the image. Default {@link MAX_BACKING_CHAIN_DEPTH} (4096). */
   maxChainDepth?: number;
   /** Opens named files; the runtime entries supply one for paths. */
   openFile?: FileOpener;
@@ -52,7 +53,6 @@ export interface CreateImageOptions extends Omit<OpenImageOptions, "format" | "r
 }
 
 const PROBE_HEAD = 65536;
-const DEFAULT_MAX_DEPTH = 16;
 
 const noOpener: FileOpener = async (req) => {
   throw new ImageError("ERR_OPEN_DENIED", `Cannot open ${req.purpose} file '${req.name}': no file opener in this runtime`, {
@@ -112,10 +112,16 @@ function policedOpener(options: OpenImageOptions): FileOpener {
  * closes it. Throws {@link ImageError} for anything wrong with the image.
  */
 export async function openImageOn(io: IoBackend, options: OpenImageOptions = {}): Promise<ImageDevice> {
-  return openLayer(io, options, 0, new Set());
+  return openLayer(io, options, 0, new Set(), io.name);
 }
 
-async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number, seen: Set<string>): Promise<ImageDevice> {
+async function openLayer(
+  io: IoBackend,
+  options: OpenImageOptions,
+  depth: number,
+  seen: Set<string>,
+  topName: string,
+): Promise<ImageDevice> {
   const drivers = driversOf(options);
   const kernel = options.kernel ?? (await loadKernel());
   const readOnly = !!options.readOnly || !io.capabilities.writable;
@@ -153,11 +159,13 @@ async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number
     let backing: BlockDevice | undefined;
     try {
       if (instance.backing && !options.noBacking) {
-        const max = options.maxChainDepth ?? DEFAULT_MAX_DEPTH;
+        const max = options.maxChainDepth ?? MAX_BACKING_CHAIN_DEPTH;
         if (depth + 1 > max) {
-          throw new LimitExceededError(`Backing chain of ${io.name} is deeper than the limit of ${max} images`, {
-            file: io.name,
-          });
+          // Name the image the user gave: the layer that hits the limit means nothing to them.
+          throw new LimitExceededError(
+            `Backing chain of ${topName} is deeper than the limit of ${max} backing files (at ${io.name})`,
+            { file: topName },
+          );
         }
         const file = await opener({ name: instance.backing.name, relativeTo: io, writable: false, purpose: "backing" });
         if (seen.has(file.name) || file.name === io.name) {
@@ -172,6 +180,7 @@ async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number
           { ...options, format: instance.backing.format, readOnly: true, driverOptions: {} },
           depth + 1,
           seen,
+          topName,
         );
       }
     } catch (e) {
@@ -219,7 +228,7 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
         throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format ${driver.name} does not support backing files`);
       }
       const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
-      const base = await openLayer(bio, { ...options, format: backingFormat, readOnly: true }, 1, new Set([io.name]));
+      const base = await openLayer(bio, { ...options, format: backingFormat, readOnly: true }, 1, new Set([io.name]), io.name);
       backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
       await base.close();
       size ??= backing.size;
@@ -231,5 +240,5 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
     await io.close().catch(() => {});
     throw e;
   }
-  return openLayer(io, { ...options, format: driver.name, readOnly: false }, 0, new Set());
+  return openLayer(io, { ...options, format: driver.name, readOnly: false }, 0, new Set(), io.name);
 }

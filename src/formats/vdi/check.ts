@@ -12,7 +12,7 @@
  * past the image, gives duplicated blocks their own copy, and fixes an undercounting header.
  * @module
  */
-import { pushCheckMessage } from "../../core/check-messages.js";
+import { CHECK_MESSAGE_LIMIT, pushCheckMessage } from "../../core/check-messages.js";
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import { readExact } from "../../io/helpers.js";
 import type { VdiInstance } from "./instance.js";
@@ -46,12 +46,17 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
     res.checkErrors++;
     pushCheckMessage(res.messages, `ERROR cannot repair: ${inst.writeBlocker}`);
   }
-  // owner[d] = guest block using data block d (-1: none). Sized by the highest block a map
-  // entry names, so bounded by the header's block count (as the block map itself); no
-  // per-entry objects, so a map of millions of entries checks in bounded memory.
+  // Which data blocks are in use: one bit per block of the header's count (at most 64 MiB at
+  // the format's limit), never an object or a word per entry, so a map of millions of
+  // entries, or entries naming blocks far apart, check in bounded memory.
   const n = Math.min(inst.bmap.length, blocks);
-  let owner = ownerTable(inst.bmap, n, blocks);
+  let inUse = usedBlocks(inst.bmap, n, blocks);
   let dups = 0;
+  // Duplicate lines name the first user of the block; found in a second pass, and only for
+  // the lines kept.
+  const priorWanted = new Map<number, number>();
+  const priorLines: Array<[number, number, number]> = []; // [message index, block, guest]
+  const seen = new Uint8Array(inUse.length);
   for (let i = 0; i < n; i++) {
     const e = inst.bmap[i];
     if (e >= VDI_DISCARDED) continue;
@@ -64,20 +69,34 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
       }
       continue;
     }
-    const prior = owner[e];
-    if (prior !== i) {
+    if (testAndSet(seen, e)) {
       res.corruptions++;
-      pushCheckMessage(res.messages, () => `${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${prior} also used by ${i}`);
       dups++;
+      const at = res.messages.length;
+      pushCheckMessage(res.messages, "");
+      if (at < CHECK_MESSAGE_LIMIT) {
+        priorLines.push([at, e, i]);
+        priorWanted.set(e, -1);
+      }
     }
   }
-  let maxUsed = owner.length - 1;
+  if (priorLines.length > 0) {
+    for (let i = 0; i < n; i++) {
+      const e = inst.bmap[i];
+      if (priorWanted.get(e) === -1) priorWanted.set(e, i);
+    }
+    for (const [at, e, i] of priorLines) {
+      res.messages[at] = `${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${priorWanted.get(e)} also used by ${i}`;
+    }
+  }
+  let maxUsed = highestSet(inUse);
   // Duplicates get a copy of the shared block at the end of the data area.
   if (fixAll && canWrite && dups > 0) {
     let next = Math.max(inst.nextIndex, maxUsed + 1);
+    seen.fill(0);
     for (let i = 0; i < n; i++) {
       const e = inst.bmap[i];
-      if (e >= VDI_DISCARDED || e >= blocks || owner[e] === i) continue;
+      if (e >= VDI_DISCARDED || e >= blocks || !testAndSet(seen, e)) continue;
       if (next >= blocks) {
         res.checkErrors++;
         pushCheckMessage(res.messages, `ERROR no free data block to copy block ${i} into`);
@@ -90,12 +109,12 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
       next++;
       res.corruptionsFixed++;
     }
-    owner = ownerTable(inst.bmap, n, blocks);
-    maxUsed = owner.length - 1;
+    inUse = usedBlocks(inst.bmap, n, blocks);
+    maxUsed = highestSet(inUse);
   }
 
   let used = 0;
-  for (let d = 0; d < owner.length; d++) if (owner[d] >= 0) used++;
+  for (let k = 0; k < inUse.length; k++) used += popcount8(inUse[k]);
   const allocated = inst.header.blocksAllocated;
   // File space past the last counted block (measured before any compaction moves the end).
   const fileSize = await inst.file.size();
@@ -111,21 +130,26 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   } else if (used < allocated) {
     const leaked = allocated - used;
     res.leaks += leaked;
-    pushCheckMessage(res.messages, `${repair && canWrite ? "Repairing" : "ERROR"}: ${leaked} data blocks are not used by any guest block (allocated blocks mismatch, is ${used}, should be ${allocated})`);
-    if (repair && canWrite) {
+    // Compaction moves blocks by their guest: with blocks still shared (a repair of leaks only)
+    // it would move one user and strand the other, so it waits for `-r all`.
+    const compact = repair && canWrite && (dups === 0 || fixAll);
+    pushCheckMessage(res.messages, `${compact ? "Repairing" : "ERROR"}: ${leaked} data blocks are not used by any guest block (allocated blocks mismatch, is ${used}, should be ${allocated})`);
+    if (compact) {
       // Compact: move the last blocks into the unused slots (copy first, then repoint the entry,
       // so a crash leaves at worst a leaked copy), then shrink the count.
+      // Guests sorted by the data block they use, largest first, move into the lowest holes.
+      const guests = guestsByBlock(inst.bmap, n, blocks);
       let hole = 0;
-      for (let d = owner.length - 1; d >= 0; d--) {
-        if (owner[d] < 0) continue;
-        while (hole < d && owner[hole] >= 0) hole++;
+      for (let k = guests.length - 1; k >= 0; k--) {
+        const guest = guests[k];
+        const d = inst.bmap[guest];
+        while (hole < d && isSet(inUse, hole)) hole++;
         if (hole >= d) break;
-        const guest = owner[d];
         const data = await readCluster(inst, h.offsetData + d * bs, bs);
         await inst.file.write(h.offsetData + hole * bs, data);
         await setEntry(inst, guest, hole);
-        owner[hole] = guest;
-        owner[d] = -1;
+        inUse[hole >> 3] |= 1 << (hole & 7);
+        inUse[d >> 3] &= ~(1 << (d & 7));
       }
       await setAllocated(inst, used);
       res.leaksFixed += leaked;
@@ -158,17 +182,44 @@ async function readCluster(inst: VdiInstance, at: number, bs: number): Promise<U
 }
 
 
-/** owner[d] = first guest block (of the first `n`) whose entry names data block d, else -1. */
-function ownerTable(bmap: Uint32Array, n: number, blocks: number): Int32Array {
-  let max = -1;
+/** One bit per data block below `blocks`: set when one of the first `n` entries names it. */
+function usedBlocks(bmap: Uint32Array, n: number, blocks: number): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(blocks / 8));
   for (let i = 0; i < n; i++) {
     const e = bmap[i];
-    if (e < blocks && e > max) max = e;
+    if (e < blocks) bits[e >> 3] |= 1 << (e & 7);
   }
-  const owner = new Int32Array(max + 1).fill(-1);
-  for (let i = 0; i < n; i++) {
-    const e = bmap[i];
-    if (e < blocks && owner[e] < 0) owner[e] = i;
-  }
-  return owner;
+  return bits;
+}
+
+/** Sets bit `i`; returns whether it was set already. */
+function testAndSet(bits: Uint8Array, i: number): boolean {
+  const was = (bits[i >> 3] & (1 << (i & 7))) !== 0;
+  bits[i >> 3] |= 1 << (i & 7);
+  return was;
+}
+
+function isSet(bits: Uint8Array, i: number): boolean {
+  return (bits[i >> 3] & (1 << (i & 7))) !== 0;
+}
+
+/** The highest set bit, or -1. */
+function highestSet(bits: Uint8Array): number {
+  for (let k = bits.length - 1; k >= 0; k--) if (bits[k]) return k * 8 + 31 - Math.clz32(bits[k]);
+  return -1;
+}
+
+function popcount8(b: number): number {
+  let c = 0;
+  for (let v = b; v; v &= v - 1) c++;
+  return c;
+}
+
+/** Guest blocks (of the first `n`) whose entry names a data block, sorted by that block. */
+function guestsByBlock(bmap: Uint32Array, n: number, blocks: number): Uint32Array {
+  let count = 0;
+  for (let i = 0; i < n; i++) if (bmap[i] < blocks) count++;
+  const out = new Uint32Array(count);
+  for (let i = 0, k = 0; i < n; i++) if (bmap[i] < blocks) out[k++] = i;
+  return out.sort((a, b) => bmap[a] - bmap[b]);
 }

@@ -80,9 +80,11 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
     }
   }
 
-  const seenOutside = new Set(usage.outside);
+  // A flag per BAT entry, not a Set: the BAT can hold millions of entries.
+  const seenOutside = new Uint8Array(s.bat.length);
+  for (const i of usage.outside) seenOutside[i] = 1;
   for (const i of usage.duplicates) {
-    if (seenOutside.has(i)) continue;
+    if (seenOutside[i]) continue;
     res.corruptions++;
     pushCheckMessage(res.messages, `${tag(fixAll)} duplicate offset in BAT entry ${i}`);
     if (!fixAll) continue;

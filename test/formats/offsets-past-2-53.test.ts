@@ -59,6 +59,22 @@ describe("offsets at or past 2^53", () => {
     t.cleanup();
   });
 
+  it("a qcow2 refcount table entry past 2^53 is reported by check and refused by a write, in our words", async () => {
+    const t = tempDir();
+    const f = t.path("rt.qcow2");
+    await qcow2File(f);
+    poke(f, CS, [0, 0x20, 0, 0, 0, 0, 0, 0]);
+    const r = await vdisk("check", f);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/position|out of range|RangeError/);
+    expect(r.stdout + r.stderr).toMatch(/refcount/);
+    const img = await openImage(f);
+    const e = await img.write(3 << 20, new Uint8Array(CS).fill(1)).catch((x: unknown) => x);
+    await img.close().catch(() => {});
+    expect(isImageError(e), String(e)).toBe(true);
+    t.cleanup();
+  });
+
   it("a VHD parent locator whose offset is past 2^53 is ignored when not needed", async () => {
     const t = tempDir();
     const f = t.path("d.vhd");

@@ -2,7 +2,8 @@
  * One fuzz worker (run by fuzz.test.ts in its own process, so a hang or a blown memory bound
  * is caught from outside). Arguments: a JSON job `{ formats, seeds, count }`. For each format
  * it makes small valid images with vdisk, then runs `count` mutants per seed through open,
- * info, check, map, convert and a read of everything. It prints one JSON line per event:
+ * info, check, map, convert and a read of everything, and every third one that opens through
+ * writes, a flush, a repairing check and a reopen (on a copy). It prints one JSON line per event:
  * `{ start }` before a mutant, `{ bad }` for anything but success or an ImageError (an
  * unhandled rejection included), `{ end, rss }` after it, `{ finished }` at the end.
  */
@@ -128,6 +129,35 @@ async function runMutant(format: string, bytes: Uint8Array, mutation: string[]):
   return true;
 }
 
+/**
+ * The write path on a copy: writes, zeroes and a discard at a few places, a flush, a repairing
+ * check and a reopen. Corruption met while writing must be an ImageError too.
+ */
+async function runWrites(format: string, bytes: Uint8Array, mutation: string[]): Promise<void> {
+  let dev: BlockDevice | undefined;
+  const mem = new MemoryBackend(bytes.slice(), { maxSize: 256 << 20 });
+  if (!(await op("open-rw", async () => (dev = await openImageOn(mem, { format })), mutation))) return;
+  const d = dev!;
+  try {
+    const n = Math.min(d.size, WALK_LIMIT);
+    const data = new Uint8Array(65536).fill(0x5c);
+    for (const at of [0, Math.floor(n / 3), n - 4096]) {
+      const off = Math.max(0, Math.min(at, n - 1));
+      await op("write", () => d.write(off, data.subarray(0, Math.min(data.length, d.size - off))), mutation);
+    }
+    await op("write-zeroes", () => d.writeZeroes(0, Math.min(8192, d.size)), mutation);
+    await op("discard", () => d.discard(0, Math.min(1 << 20, d.size)), mutation);
+    await op("flush", () => d.flush(), mutation);
+    await op("repair", () => checkImage(d, "all"), mutation);
+  } finally {
+    await op("close-rw", () => d.close(), mutation);
+  }
+  let again: BlockDevice | undefined;
+  if (!(await op("reopen", async () => (again = await openImageOn(new MemoryBackend(mem.bytes()), { format, readOnly: true })), mutation))) return;
+  await op("check-after", () => checkImage(again!), mutation);
+  await op("close-again", () => again!.close(), mutation);
+}
+
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2]) as Job;
   for (const format of job.formats) {
@@ -148,6 +178,7 @@ async function main(): Promise<void> {
         let opened = false;
         try {
           opened = await runMutant(format, mutant.bytes, mutation);
+          if (opened && index % 3 === 0) await runWrites(format, mutant.bytes, mutation);
         } finally {
           mutant.undo();
         }

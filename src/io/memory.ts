@@ -66,7 +66,7 @@ export class MemoryBackend implements IoBackend {
   private ensure(end: number): void {
     if (end <= this.buf.length) return;
     const full = (why: string): ImageError =>
-      new ImageError("ERR_IMAGE_FULL", `Could not write '${this.name}': growing the in-memory file to ${end} bytes ${why}`, {
+      new ImageError("ERR_IMAGE_FULL", `Could not write '${this.name}': growing it to ${end} bytes ${why}`, {
         file: this.name,
       });
     if (end > this.maxSize) throw full(`exceeds its limit of ${this.maxSize} bytes`);

@@ -230,7 +230,8 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
         throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format ${driver.name} does not support backing files`);
       }
       const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
-      const base = await openLayer(bio, { ...options, format: backingFormat, readOnly: true }, 1, new Set([io.name]), io.name);
+      const baseOptions = { ...options, format: backingFormat, readOnly: true };
+      const base = await openLayer(bio, baseOptions, 1, new Set([io.name]), io.name);
       backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
       await base.close();
       size ??= backing.size;

@@ -50,7 +50,9 @@ export class DenoFileBackend implements IoBackend {
   static async open(path: string, options: DenoFileOptions = {}): Promise<DenoFileBackend> {
     const writable = !options.readOnly || !!options.create;
     const refuse = () =>
-      new ImageError("ERR_OPEN_DENIED", `Refusing to open '${path}': files an image names must be regular files`, { file: path });
+      new ImageError("ERR_OPEN_DENIED", `Refusing to open '${path}': files an image names must be regular files`, {
+        file: path,
+      });
     if (options.regularOnly) {
       const before = await denoApi().stat(path).catch(() => undefined);
       if (before && !before.isFile) throw refuse();

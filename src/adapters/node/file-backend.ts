@@ -45,11 +45,17 @@ export interface NodeFileOptions {
 }
 
 function notRegular(path: string, st: fs.Stats): ImageError {
-  const kind = st.isFIFO() ? "a FIFO" : st.isBlockDevice() ? "a block device" : st.isCharacterDevice() ? "a character device"
-    : st.isSocket() ? "a socket" : st.isDirectory() ? "a directory" : "not a regular file";
-  return new ImageError("ERR_OPEN_DENIED", `Refusing to open '${path}': it is ${kind}, and files an image names must be regular files`, {
-    file: path,
-  });
+  const kind = st.isFIFO() ? "a FIFO"
+    : st.isBlockDevice() ? "a block device"
+    : st.isCharacterDevice() ? "a character device"
+    : st.isSocket() ? "a socket"
+    : st.isDirectory() ? "a directory"
+    : "not a regular file";
+  return new ImageError(
+    "ERR_OPEN_DENIED",
+    `Refusing to open '${path}': it is ${kind}, and files an image names must be regular files`,
+    { file: path },
+  );
 }
 
 /** A file opened with `node:fs`. */
@@ -99,9 +105,8 @@ export class NodeFileBackend implements IoBackend {
   /** Node throws its own RangeError text for a position it cannot take: refuse it as ours. */
   private badOffset(action: string, offset: number, length: number): ImageError | undefined {
     if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(offset + length)) return undefined;
-    return new ImageError("ERR_IO", `Could not ${action} '${this.name}': offset ${offset} (+${length}) is out of range`, {
-      file: this.name,
-    });
+    const why = `offset ${offset} (+${length}) is out of range`;
+    return new ImageError("ERR_IO", `Could not ${action} '${this.name}': ${why}`, { file: this.name });
   }
 
   read(offset: number, into: Uint8Array): Promise<number> {

@@ -58,7 +58,8 @@ Shows the format, sizes, backing file, snapshots and format details of an image.
         const next = top.fullBackingFilename;
         if (seen.has(next)) throw new CliError(`Backing file '${next}' creates an infinite loop.`);
         if (chain.length > MAX_BACKING_CHAIN_DEPTH) {
-          throw new CliError(`Backing chain of '${path}' is deeper than the limit of ${MAX_BACKING_CHAIN_DEPTH} backing files`);
+          const limit = MAX_BACKING_CHAIN_DEPTH;
+          throw new CliError(`Backing chain of '${path}' is deeper than the limit of ${limit} backing files`);
         }
         seen.add(next);
         chain.push(await describe(next, top.backingFormat));

@@ -142,6 +142,8 @@ export class Qcow2Mapper {
     const off = qcow2EntryOffset(e.hi, e.lo);
     if (off === 0 && e.bmLo !== 0 && !(this.o.dataFile && e.hi & QCOW2_OFLAG_COPIED_HI)) throw this.corruptEntry(l2off, l2i, "has allocated subclusters but no host cluster");
     if (off % this.o.map.clusterSize !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
-    if (!Number.isSafeInteger(off + this.o.map.clusterSize)) throw this.corruptEntry(l2off, l2i, `points at ${hex(off)}, past 2^53`);
+    if (!Number.isSafeInteger(off + this.o.map.clusterSize)) {
+      throw this.corruptEntry(l2off, l2i, `points at ${hex(off)}, past 2^53`);
+    }
   }
 }

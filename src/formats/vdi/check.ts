@@ -62,7 +62,8 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
     if (e >= VDI_DISCARDED) continue;
     if (e >= blocks) {
       res.corruptions++;
-      pushCheckMessage(res.messages, () => `${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${i} too large, is ${e}`);
+      const tag = fixAll && canWrite ? "Repairing" : "ERROR";
+      pushCheckMessage(res.messages, () => `${tag}: block index ${i} too large, is ${e}`);
       if (fixAll && canWrite) {
         await setEntry(inst, i, VDI_UNALLOCATED);
         res.corruptionsFixed++;
@@ -86,7 +87,8 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
       if (priorWanted.get(e) === -1) priorWanted.set(e, i);
     }
     for (const [at, e, i] of priorLines) {
-      res.messages[at] = `${fixAll && canWrite ? "Repairing" : "ERROR"}: block index ${priorWanted.get(e)} also used by ${i}`;
+      const tag = fixAll && canWrite ? "Repairing" : "ERROR";
+      res.messages[at] = `${tag}: block index ${priorWanted.get(e)} also used by ${i}`;
     }
   }
   let maxUsed = highestSet(inUse);

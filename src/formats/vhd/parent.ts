@@ -30,7 +30,8 @@ export function vhdLocatorEntries(header: VhdDynamicHeader): VhdParentLocator[] 
   for (let i = 0; i < VHD_PARENT_LOCATOR_COUNT; i++) {
     // An offset past 2^53 decodes to Infinity: such a locator lies outside any file and is
     // skipped where it is not needed, as qemu ignores locators.
-    out.push(VhdParentLocatorCodec.decode(header.parentLocators, i * VhdParentLocatorCodec.size, { u64Overflow: "infinity" }));
+    const at = i * VhdParentLocatorCodec.size;
+    out.push(VhdParentLocatorCodec.decode(header.parentLocators, at, { u64Overflow: "infinity" }));
   }
   return out;
 }

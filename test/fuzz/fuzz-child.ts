@@ -18,12 +18,15 @@ import {
   openImageOn,
   type BlockDevice,
 } from "../../src/index.js";
+import { spawnSync } from "node:child_process";
 import { findSites, mutate, rng, type MutationSites } from "./mutate.js";
 
 interface Job {
   formats: string[];
   seeds: number[];
   count: number;
+  /** Formats vdisk cannot create (read-only ones): a bzip2'd sample image to mutate. */
+  samples?: Record<string, string>;
 }
 
 /** Base images per format: create options, and the cluster size the mutator aims offsets at. */
@@ -162,7 +165,14 @@ async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2]) as Job;
   for (const format of job.formats) {
     const bases: Array<{ bytes: Uint8Array; sites: MutationSites; cluster: number }> = [];
-    for (const b of BASES[format] ?? [{ cluster: 4096 }]) {
+    const sample = job.samples?.[format];
+    if (sample) {
+      const r = spawnSync("bzip2", ["-dc", sample], { maxBuffer: 64 << 20 });
+      if (r.status !== 0) throw new Error(`bzip2 -dc ${sample} failed`);
+      const bytes = new Uint8Array(r.stdout);
+      bases.push({ bytes, sites: findSites(bytes, await dataRanges(format, bytes)), cluster: 4096 });
+    }
+    for (const b of sample ? [] : (BASES[format] ?? [{ cluster: 4096 }])) {
       const bytes = await baseImage(format, b.options);
       bases.push({ bytes, sites: findSites(bytes, await dataRanges(format, bytes)), cluster: b.cluster });
     }

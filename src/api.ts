@@ -51,6 +51,7 @@ export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
 export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { benchImage, benchParameters, type BenchOptions, type BenchResult } from "./ops/bench.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";

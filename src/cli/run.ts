@@ -4,6 +4,7 @@
  * @module
  */
 import { amendCommand } from "./commands/amend.js";
+import { benchCommand } from "./commands/bench.js";
 import { checkCommand } from "./commands/check.js";
 import { commitCommand } from "./commands/commit.js";
 import { compareCommand } from "./commands/compare.js";
@@ -22,6 +23,7 @@ import { builtinDrivers } from "../formats/registry.js";
 /** Every command, in `--help` order. */
 export const COMMANDS: readonly Command[] = [
   amendCommand,
+  benchCommand,
   checkCommand,
   commitCommand,
   compareCommand,

@@ -55,3 +55,38 @@ export { benchImage, benchParameters, type BenchOptions, type BenchResult } from
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
+export type {
+  SequentialDataRange,
+  SequentialOutput,
+  SequentialSource,
+  SequentialWriteContext,
+  SequentialWritePlan,
+  SequentialWriter,
+} from "./core/sequential-writer.js";
+export { deviceStream, type DeviceStreamOptions } from "./core/device-stream.js";
+export * from "./streams/index.js";
+export {
+  NbdServer,
+  NbdClient,
+  NbdBackend,
+  startNbdServer,
+  isNbdUrl,
+  nbdUrl,
+  parseNbdUrl,
+  NBD_DEFAULT_PORT,
+  NBD_MAX_PAYLOAD,
+  type NbdServerOptions,
+  type NbdExportSpec,
+  type NbdBlockSizes,
+  type NbdExportInfo,
+  type NbdBackendOptions,
+  type NbdAddress,
+  type NbdConnect,
+  type NbdListen,
+  type NbdListener,
+  type NbdSocket,
+  type NbdTarget,
+  type NbdServeOptions,
+  type NbdServerHandle,
+  type NbdExportInput,
+} from "./nbd/index.js";

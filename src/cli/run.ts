@@ -16,6 +16,7 @@ import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
+import { serveCommand } from "./commands/serve.js";
 import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
@@ -35,6 +36,7 @@ export const COMMANDS: readonly Command[] = [
   mapCommand,
   rebaseCommand,
   resizeCommand,
+  serveCommand,
 ];
 
 /** The package version, reported by `--version`. */
@@ -44,7 +46,7 @@ function mainHelp(): string {
   return `usage: ${PROGRAM} [--debug] COMMAND [OPTIONS]
 
 Virtual disk images: inspect, create, convert, compare, check, map, resize, rebase, commit
-and amend them. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
+and amend them, and serve them over NBD. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
 JSON output and exit codes.
 
 Commands:

@@ -12,6 +12,7 @@ import { progressReporter, throwIfAborted } from "./abort.js";
 import { firstDifference } from "./bytes.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Allocation, Mapping } from "./mapping.js";
+import { deviceStream, type DeviceStreamOptions } from "./device-stream.js";
 import { Mutex } from "./mutex.js";
 import { settleAfter, settleAll } from "./settle.js";
 
@@ -54,6 +55,10 @@ export class ImageDevice implements BlockDevice {
   /** Settles when the compressed writes issued so far have been stored (their order). */
   private compressedTail: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The write lifecycle: "writing" once `beginWrites` ran since open or the last flush. */
+  private writeState: "clean" | "writing" = "clean";
+  /** The `beginWrites` call in progress, shared by the changes that wait for it. */
+  private beginning?: Promise<void>;
 
   constructor(instance: FormatInstance, options: ImageDeviceOptions) {
     this.instance = instance;
@@ -121,6 +126,30 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+  }
+
+  /**
+   * The write lifecycle: before the first change after open or after a completed flush, tells
+   * the instance (`beginWrites`) once, however many changes start at the same time; they all
+   * wait for it. A failure rejects them and leaves the state clean, so the next change tries
+   * again. Called by every mutating method after its argument checks and never under the
+   * allocation lock (`beginWrites` runs under it, so it never overlaps a flush or a metadata
+   * operation). A change that overlaps a flush counts as one before it.
+   */
+  private async ensureWriting(): Promise<void> {
+    if (this.writeState === "writing") return;
+    this.beginning ??= (async () => {
+      try {
+        const inst = this.instance;
+        await this.exclusive(async () => {
+          if (inst.beginWrites) await inst.beginWrites();
+          this.writeState = "writing";
+        });
+      } finally {
+        this.beginning = undefined;
+      }
+    })();
+    await this.beginning;
   }
 
   private async mapping(offset: number, length: number): Promise<Mapping> {
@@ -191,6 +220,7 @@ export class ImageDevice implements BlockDevice {
         if (pending.length >= this.maxParallel) await settleAll(pending.splice(0));
       }
     });
+    if (copyUp.length > 0) await this.ensureWriting();
     for (const [start, length] of copyUp) await this.copyUp(start, length);
   }
 
@@ -227,6 +257,7 @@ export class ImageDevice implements BlockDevice {
     this.checkWritable("write");
     this.checkRange(offset, data.length, "write");
     if (offset < 512 && this.guardFirstSector && data.length > 0) await this.checkFirstSector(offset, data);
+    await this.ensureWriting();
     let pos = 0;
     while (pos < data.length) {
       const m = await this.mapping(offset + pos, data.length - pos);
@@ -380,6 +411,7 @@ export class ImageDevice implements BlockDevice {
   async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
     this.checkWritable("write zeroes");
     this.checkRange(offset, length, "write zeroes");
+    await this.ensureWriting();
     const end = offset + length;
     let pos = offset;
     const unit = this.instance.allocationUnit;
@@ -411,6 +443,7 @@ export class ImageDevice implements BlockDevice {
   async discard(offset: number, length: number): Promise<void> {
     this.checkWritable("discard");
     this.checkRange(offset, length, "discard");
+    await this.ensureWriting();
     const unit = this.instance.allocationUnit;
     const start = Math.ceil(offset / unit) * unit;
     const end = offset + length === this.size ? this.size : Math.floor((offset + length) / unit) * unit;
@@ -422,6 +455,7 @@ export class ImageDevice implements BlockDevice {
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write compressed");
     this.checkRange(offset, data.length, "write compressed");
+    await this.ensureWriting();
     const inst = this.instance;
     const unit = inst.compressionUnit ?? inst.allocationUnit;
     if (!inst.writeCompressed || offset % unit !== 0) {
@@ -482,6 +516,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    await this.ensureWriting();
     const oldSize = this.size;
     await this.exclusive(() => this.instance.resize!(newSize));
     // Past the backing image's end reads are zeros already (see readBacking).
@@ -505,6 +540,7 @@ export class ImageDevice implements BlockDevice {
         : `This image format (${this.format}) cannot change its backing file`;
       throw new UnsupportedFeatureError(why, { format: this.format });
     }
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.setBacking!(ref));
   }
 
@@ -523,6 +559,7 @@ export class ImageDevice implements BlockDevice {
     }
     this.checkWritable("amend");
     throwIfAborted(callOptions.signal);
+    await this.ensureWriting();
     await this.instance.amend(options, {
       name: this.name,
       flush: () => this.flush(),
@@ -625,6 +662,7 @@ export class ImageDevice implements BlockDevice {
     if (!this.instance.makeEmpty) {
       throw new UnsupportedFeatureError(`This image format (${this.format}) cannot be emptied`, { format: this.format });
     }
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.makeEmpty!());
   }
 
@@ -642,7 +680,11 @@ export class ImageDevice implements BlockDevice {
 
   async flush(): Promise<void> {
     if (this.closed) return;
-    await this.exclusive(() => this.instance.flush());
+    await this.exclusive(async () => {
+      await this.instance.flush();
+      // Durable now: the next change starts a new write session.
+      this.writeState = "clean";
+    });
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent> {
@@ -703,11 +745,18 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    // A repair is left to the driver, lifecycle marks included: it must see the image as it is
+    // (a header the first write would rewrite is one of the things it reports and repairs).
     return this.exclusive(() => this.instance.check!(repair));
   }
 
   info(): Promise<FormatInfo> {
     return this.instance.info();
+  }
+
+  /** The guest bytes of `[start, end)` as a `ReadableStream`; see {@link deviceStream}. */
+  stream(options?: DeviceStreamOptions): ReadableStream<Uint8Array> {
+    return deviceStream(this, options);
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,11 @@ export interface CreateImageOptions extends Omit<OpenImageOptions, "format" | "r
   backingFile?: string;
   /** Backing file format to record; probed when absent. */
   backingFormat?: string;
+  /**
+   * Record `backingFile` without opening it (`qemu-img create -u`): `size` and `backingFormat`
+   * must then be given, and the created image is returned open without its backing chain.
+   */
+  unsafeBacking?: boolean;
 }
 
 const PROBE_HEAD = 65536;
@@ -229,12 +234,18 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
       if (!driver.supportsBacking) {
         throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format ${driver.name} does not support backing files`);
       }
-      const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
-      const baseOptions = { ...options, format: backingFormat, readOnly: true };
-      const base = await openLayer(bio, baseOptions, 1, new Set([io.name]), io.name);
-      backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
-      await base.close();
-      size ??= backing.size;
+      if (options.unsafeBacking) {
+        if (size === undefined) throw new RangeError("Image creation needs a size parameter");
+        if (!backingFormat) throw new RangeError("An unsafe backing file needs its format (backingFormat)");
+        backing = { name: backingFile, format: backingFormat, size };
+      } else {
+        const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
+        const baseOptions = { ...options, format: backingFormat, readOnly: true };
+        const base = await openLayer(bio, baseOptions, 1, new Set([io.name]), io.name);
+        backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
+        await base.close();
+        size ??= backing.size;
+      }
     }
     if (size === undefined) throw new RangeError("Cannot create an image without a size (give a size or a backing file)");
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`Invalid image size ${size}`);
@@ -243,5 +254,6 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
     await io.close().catch(() => {});
     throw e;
   }
-  return openLayer(io, { ...options, format: driver.name, readOnly: false }, 0, new Set(), io.name);
+  const topOptions = { ...options, format: driver.name, readOnly: false, noBacking: !!options.unsafeBacking };
+  return openLayer(io, topOptions, 0, new Set(), io.name);
 }

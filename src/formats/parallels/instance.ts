@@ -211,9 +211,14 @@ export class ParallelsInstance implements FormatInstance {
       await writeZeros(s.file, host + inCluster + len, Math.min(hostEnd, fileSize) - (host + inCluster + len));
     }
     if (fileSize < hostEnd) await s.file.truncate(hostEnd);
+    // A reused cluster still holds a discarded cluster's bytes: its new data must be on disk
+    // before the catalog entry, or a volatile cache could keep the entry alone and expose
+    // them. (Appended clusters read zeros without their data; reuse follows only discards.)
+    const reused = host < fileSize;
     return {
       mapping: { kind: "data", length: len, file: s.file, fileOffset: host + inCluster },
       commit: async () => {
+        if (reused) await s.file.flush();
         const entries = new Uint8Array(count * 4);
         const dv = new DataView(entries.buffer);
         for (let i = 0; i < count; i++) dv.setUint32(i * 4, (host + i * cs) / unit, true);
@@ -257,6 +262,17 @@ export class ParallelsInstance implements FormatInstance {
     return whole;
   }
 
+  /**
+   * The write session starts: the in-use flag is set (durably) before anything changes, so a
+   * crash from here on leaves an image the next read-write open repairs. It stays set until
+   * close (flushes do not clear it).
+   */
+  async beginWrites(): Promise<void> {
+    if (this.state.header.inuse === PARALLELS_INUSE_OPEN) return;
+    await this.setInuse(PARALLELS_INUSE_OPEN);
+    await this.state.file.flush();
+  }
+
   /** Writes `inuse`. */
   async setInuse(value: number): Promise<void> {
     await this.state.file.write(PARALLELS_INUSE_OFFSET, u32le(value));
@@ -267,7 +283,9 @@ export class ParallelsInstance implements FormatInstance {
     if (!this.readOnly) await this.state.file.flush();
   }
 
-  check(repair?: RepairMode): Promise<CheckResult> {
+  async check(repair?: RepairMode): Promise<CheckResult> {
+    // A repair changes the image: under the in-use flag, as any change.
+    if (repair) await this.beginWrites();
     return checkParallels(this, repair);
   }
 

@@ -186,7 +186,12 @@ export class Qcow2Instance implements FormatInstance {
     await this.file.write(QCOW2_HDR_OFFSET.incompatibleFeatures, qcow2U64Bytes(this.header.incompatibleFeatures));
   }
 
-  /** Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. */
+  /**
+   * Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. Not
+   * a `beginWrites` mark: the bit says the refcounts on disk may lag, which only a metadata
+   * change makes true, so an overwrite in place leaves it clear (as in QEMU). The flush that
+   * writes the refcounts clears it and re-arms this.
+   */
   readonly beforeWrite = async (): Promise<void> => {
     this.assertWritable();
     if (this.lazyRefcounts && !this.dirtyByUs && this.header.version >= 3) {
@@ -197,8 +202,8 @@ export class Qcow2Instance implements FormatInstance {
     }
   };
 
+  /** Refuses writes to an image marked corrupt (the engine refuses read-only opens). */
   private assertWritable(): void {
-    if (this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot write qcow2 image: it is open read-only", { format: "qcow2" });
     if (this.corrupt && !this.inRepair) {
       throw new CorruptImageError("Cannot write qcow2 image: it is marked corrupt (repair it with check -r all)", {
         format: "qcow2",
@@ -385,6 +390,12 @@ export class Qcow2Instance implements FormatInstance {
       for (let k = 0; k < n; k++) old.push(map.entry(l2.table, l2i0 + k));
       // With an external data file a guest cluster lives at its own offset there.
       const host = this.dataFile ? ci0 * cs : await this.allocator.clusters(n);
+      // The engine writes only up to the disk's end (the last cluster of a disk whose size is
+      // not a cluster multiple) or only the requested subclusters (extended L2), but the file
+      // must hold the whole cluster (as qemu writes it; other readers reject a file that ends
+      // inside a cluster).
+      const partial = (ci0 + n) * cs > this.size || (this.extendedL2 && (inCl !== 0 || end < (ci0 + n) * cs));
+      if (!this.dataFile && partial && (await this.file.size()) < host + n * cs) await this.file.truncate(host + n * cs);
       if (this.extendedL2) {
         // The engine writes only the requested subclusters: bring the rest of a partly written
         // shared or compressed cluster over first.
@@ -789,7 +800,6 @@ export class Qcow2Instance implements FormatInstance {
 
   /** Full consistency check; see `check.ts`. */
   async check(repair?: RepairMode): Promise<CheckResult> {
-    if (repair && this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot repair qcow2 image: it is open read-only", { format: "qcow2" });
     // The check reads the file: cached changes go there first.
     if (!this.readOnly) await this.writeBackMetadata();
     this.inRepair = !!repair;

@@ -6,7 +6,7 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, Mapping, SpecialMapping } from "../../core/mapping.js";
-import { ImageError, UnsupportedFeatureError } from "../../errors.js";
+import { UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { checkVmdk } from "./check.js";
 import { encodeVmdkDescriptor, randomVmdkCid, replaceVmdkCid } from "./descriptor.js";
@@ -115,12 +115,8 @@ export class VmdkInstance implements FormatInstance {
     await t.extent.readSpecial!(t.inner, (offset - t.start) % g, into);
   }
 
+  /** Refuses allocation the image cannot take (the engine refuses read-only opens). */
   private requireWritable(): void {
-    if (this.state.readOnly) {
-      throw new ImageError("ERR_READ_ONLY", `Cannot write: vmdk image '${this.state.file.name}' is open read-only`, {
-        format: "vmdk",
-      });
-    }
     if (this.blocker) {
       throw new UnsupportedFeatureError(`Cannot allocate in vmdk image '${this.state.file.name}': ${this.blocker}`, {
         format: "vmdk",
@@ -141,7 +137,7 @@ export class VmdkInstance implements FormatInstance {
   }
 
   async zeroRange(offset: number, length: number): Promise<number> {
-    if (this.state.readOnly || this.blocker) return 0;
+    if (this.blocker) return 0;
     const { extent, rel, len } = this.locate(offset, length);
     return extent.zeroRange ? extent.zeroRange(rel, len) : 0;
   }
@@ -154,10 +150,15 @@ export class VmdkInstance implements FormatInstance {
   }
 
   /**
-   * Gives the image a new CID before its first change in this open (once; later calls wait
-   * for the first). The descriptor is rewritten in place with only the CID changed.
+   * Gives the image a new CID before its first change in this open (once per open, as QEMU:
+   * flushes do not renew it; later calls wait for the first). The descriptor is rewritten in
+   * place with only the CID changed.
    */
-  changeCid(): Promise<void> {
+  beginWrites(): Promise<void> {
+    return this.changeCid();
+  }
+
+  private changeCid(): Promise<void> {
     this.cidChange ??= this.writeNewCid();
     return this.cidChange;
   }
@@ -190,13 +191,24 @@ export class VmdkInstance implements FormatInstance {
     await this.state.file.flush();
   }
 
+  /**
+   * QEMU's check. `-r all` (which qemu-img cannot do for vmdk) first clears the grain tables and
+   * GTEs that point past the end of their file, as a crash with a volatile disk cache leaves
+   * them (the entry reached the disk, the grain did not); those grains read from the backing
+   * file or as zeros again. `-r leaks` has nothing to do (vmdk keeps no allocation counts).
+   */
   async check(repair?: RepairMode): Promise<CheckResult> {
-    if (repair) {
-      throw new UnsupportedFeatureError("vmdk images cannot be repaired (qemu-img cannot repair them either)", {
-        format: "vmdk",
-      });
+    if (repair && this.state.readOnly) {
+      throw new ImageError("ERR_READ_ONLY", "Cannot repair vmdk image: it is open read-only", { format: "vmdk" });
     }
-    return checkVmdk(this.state.extents, this.starts);
+    const fixes: string[] = [];
+    if (repair === "all") {
+      for (const e of this.state.extents) if (e.repair) fixes.push(...(await e.repair()));
+    }
+    const r = await checkVmdk(this.state.extents, this.starts);
+    r.corruptionsFixed = fixes.length;
+    r.messages = [...fixes, ...r.messages];
+    return r;
   }
 
   async info(): Promise<FormatInfo> {

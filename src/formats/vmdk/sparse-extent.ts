@@ -23,27 +23,24 @@ type GteClass = "backing" | "zero" | "data" | "compressed";
 export interface VmdkSparseExtentOptions {
   /** The extent file as opened. */
   file: IoBackend;
-  /** What data mappings point at (a write-tracking view of `file`). */
-  view: IoBackend;
   geometry: VmdkSparseGeometry;
   fileSize: number;
   /** The descriptor's type word; empty for a monolithic file. */
   type: string;
   writable: boolean;
-  /** Called before the first change to the extent's metadata. */
-  beforeChange: () => Promise<void>;
 }
 
 /** One sparse extent. */
+/** Ends the check message of a file that ends inside a grain (a corruption, not a failed check). */
+export const VMDK_FILE_TOO_SHORT = ": the file is too short";
+
 export class VmdkSparseExtent implements VmdkExtent {
   readonly file: IoBackend;
   readonly size: number;
   readonly grainSize: number;
   readonly writable: boolean;
-  private readonly view: IoBackend;
   private readonly geo: VmdkSparseGeometry;
   private readonly type: string;
-  private readonly beforeChange: () => Promise<void>;
   private tables!: VmdkGrainTables;
   private stream?: VmdkStreamGrains;
   /** Next free byte of the file for new grains and tables. */
@@ -51,12 +48,10 @@ export class VmdkSparseExtent implements VmdkExtent {
 
   private constructor(o: VmdkSparseExtentOptions) {
     this.file = o.file;
-    this.view = o.view;
     this.geo = o.geometry;
     this.size = o.geometry.capacity;
     this.grainSize = o.geometry.grainSize;
     this.type = o.type;
-    this.beforeChange = o.beforeChange;
     // Streams whose directory sits at the end cannot grow without moving it.
     this.writable = o.writable && !o.geometry.gdAtEnd;
     const g = this.grainSize;
@@ -145,7 +140,7 @@ export class VmdkSparseExtent implements VmdkExtent {
     // A GTE pointing into the header, descriptor or tables is read as it is, but never written
     // in place: a write relocates the grain instead of overwriting metadata.
     const shared = host < this.geo.grainOffset;
-    return { kind: "data", file: this.view, fileOffset: host + inGrain, length: len, ...(shared ? { shared } : {}) };
+    return { kind: "data", file: this.file, fileOffset: host + inGrain, length: len, ...(shared ? { shared } : {}) };
   }
 
   private requireWritable(): void {
@@ -186,7 +181,6 @@ export class VmdkSparseExtent implements VmdkExtent {
 
   async allocate(rel: number, length: number): Promise<Allocation> {
     this.requireWritable();
-    await this.beforeChange();
     const g = this.grainSize;
     const gtes = this.geo.gtesPerGt;
     const grain = Math.floor(rel / g);
@@ -203,8 +197,12 @@ export class VmdkSparseExtent implements VmdkExtent {
     n = Math.max(1, n);
     const host = this.reserve(n * g);
     const mappingLength = Math.min(n * g, this.size - grain * g);
+    // The extent's last grain when its size is not a grain multiple: the engine writes only up
+    // to the end, but the file must hold the whole grain (qemu writes it whole; libvmdk and
+    // 7-Zip reject a file that ends inside a grain).
+    if (mappingLength < n * g && (await this.file.size()) < host + n * g) await this.file.truncate(host + n * g);
     return {
-      mapping: { kind: "data", file: this.view, fileOffset: host, length: mappingLength },
+      mapping: { kind: "data", file: this.file, fileOffset: host, length: mappingLength },
       commit: async () => {
         const sectors: number[] = [];
         for (let i = 0; i < n; i++) sectors.push((host + i * g) / VMDK_SECTOR_SIZE);
@@ -241,7 +239,6 @@ export class VmdkSparseExtent implements VmdkExtent {
       values.push(VMDK_GTE_ZEROED);
     }
     if (handled === 0) return 0;
-    await this.beforeChange();
     await this.link(grain, values);
     return Math.min(length, handled * g);
   }
@@ -252,7 +249,6 @@ export class VmdkSparseExtent implements VmdkExtent {
     const grain = Math.floor(rel / this.grainSize);
     const e = await this.gte(grain);
     if (this.classify(e) === "compressed") throw vmdkStreamOverwriteError(this.file.name, grain, this.grainSize);
-    await this.beforeChange();
     this.stream.dropPending(grain);
     await this.stream.writeGrain(grain, data);
     return true;
@@ -283,9 +279,73 @@ export class VmdkSparseExtent implements VmdkExtent {
         const cls = this.classify(e);
         if (cls === "backing" || cls === "zero") continue;
         if (e * VMDK_SECTOR_SIZE >= fileSize) return `ERROR: cluster offset for sector ${sectorOf(grain)} points after EOF`;
+        if (cls === "data" && e * VMDK_SECTOR_SIZE + this.grainSize > fileSize) {
+          return `ERROR: the grain for sector ${sectorOf(grain)} ends past the end of the file (${fileSize} bytes)${VMDK_FILE_TOO_SHORT}`;
+        }
       }
     }
     return undefined;
+  }
+
+  async repair(): Promise<string[]> {
+    if (!this.writable) return [];
+    const fileSize = await this.file.size();
+    const fixes: string[] = [];
+    const change = async () => {
+      if (fixes.length === 0) await this.beforeChange();
+    };
+    const gtes = this.geo.gtesPerGt;
+    for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {
+      const sector = this.tables.tableSector(gdIndex);
+      const r = this.tables.redundantTableSector(gdIndex);
+      const gtEnd = (s: number) => s * VMDK_SECTOR_SIZE + this.tables.gtBytes;
+      if ((sector && gtEnd(sector) > fileSize) || (r && gtEnd(r) > fileSize)) continue; // below
+      const table = sector ? await this.tables.table(gdIndex) : undefined;
+      if (!table) continue;
+      for (let i = 0; i < gtes; i++) {
+        const e = table[i];
+        const cls = this.classify(e);
+        if (cls === "backing" || cls === "zero" || e * VMDK_SECTOR_SIZE < fileSize) continue;
+        await change();
+        await this.tables.setEntries(gdIndex, i, [VMDK_GTE_UNALLOCATED], (b) => this.reserve(b));
+        fixes.push(`Repairing: GTE of grain ${gdIndex * gtes + i} points after EOF; the grain is unallocated again`);
+      }
+    }
+    if (this.tables.entries > 0) {
+      const probe = await this.tablesPastEof(fileSize);
+      if (probe) {
+        await change();
+        for (const i of await this.tables.dropTablesPastEof(fileSize)) {
+          fixes.push(`Repairing: grain table ${i} lies past EOF; its directory entry is cleared`);
+        }
+      }
+    }
+    // A file that ends inside a grain in use is extended with zeros (what the tail reads as).
+    let need = 0;
+    for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {
+      const table = this.tables.tableSector(gdIndex) ? await this.tables.table(gdIndex).catch(() => undefined) : undefined;
+      if (!table) continue;
+      for (const e of table) {
+        const at = e * VMDK_SECTOR_SIZE;
+        if (this.classify(e) === "data" && at < fileSize && at + this.grainSize > fileSize) need = Math.max(need, at + this.grainSize);
+      }
+    }
+    if (need > 0) {
+      await change();
+      await this.file.truncate(need);
+      fixes.push(`Repairing: the file is too short; extended from ${fileSize} to ${need} bytes`);
+    }
+    if (fixes.length > 0) await this.file.flush();
+    return fixes;
+  }
+
+  private async tablesPastEof(fileSize: number): Promise<boolean> {
+    for (let i = 0; i < this.tables.entries; i++) {
+      for (const s of [this.tables.tableSector(i), this.tables.redundantTableSector(i)]) {
+        if (s && s * VMDK_SECTOR_SIZE + this.tables.gtBytes > fileSize) return true;
+      }
+    }
+    return false;
   }
 
   async flush(): Promise<void> {

@@ -35,6 +35,7 @@ export type {
 export type { Mapping, DataMapping, ZeroMapping, BackingMapping, SpecialMapping, Allocation } from "./core/mapping.js";
 export { ImageDevice, type CopyFromBackingOptions } from "./core/image-device.js";
 export type { OpenPolicy } from "./core/policy.js";
+export { MAX_BACKING_CHAIN_DEPTH } from "./core/limits.js";
 export { parseSize } from "./core/options.js";
 // The operations: what the CLI commands do, as library functions on BlockDevices.
 export { convertImage, type ConvertOptions, type ConvertStats } from "./ops/convert.js";

@@ -31,4 +31,12 @@ export {
   type CreateImageOptions,
 } from "./core/open.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
-export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
+export {
+  getKernel,
+  setKernel,
+  loadKernel,
+  compileKernelModule,
+  tsKernel,
+  type Kernel,
+  type KernelModule,
+} from "./kernel/index.js";

@@ -34,13 +34,24 @@ interface Progress {
   done: number;
   total: number;
 }
+interface CheckSummary {
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  messages: string[];
+}
 interface Run {
   progress: Progress[];
   stats?: { dataBytes: number };
   error?: { name: string; message: string; isSignalReason: boolean };
   rejectedAfterMs?: number;
   aborted: boolean;
-  reopened: { format: string; size: number; check: { corruptions: number; leaks: number; checkErrors: number; messages: string[] } };
+  reopened: { format: string; size: number; check: CheckSummary };
+}
+/** The two target files of a run. */
+interface Targets {
+  full: string;
+  aborted: string;
 }
 interface ConvertReport {
   runtime: string;
@@ -49,7 +60,9 @@ interface ConvertReport {
   aborted: Run;
 }
 
-if (!qemuImg) console.warn("\n*** qemu-img not found: SKIPPING the convert runtime tests (they need it to make and judge images) ***\n");
+if (!qemuImg) {
+  console.warn("\n*** qemu-img not found: SKIPPING the convert runtime tests (it makes and judges the images) ***\n");
+}
 
 beforeAll(() => {
   if (!qemuImg) return;
@@ -92,21 +105,25 @@ function expectMonotonic(label: string, progress: Progress[]): void {
   expect(progress[0], `${label}: progress starts at 0`).toEqual({ done: 0, total: SIZE });
   for (let i = 1; i < progress.length; i++) {
     expect(progress[i]!.total, `${label}: progress total`).toBe(SIZE);
-    expect(progress[i]!.done, `${label}: progress step ${i} moves forward`).toBeGreaterThanOrEqual(progress[i - 1]!.done);
+    const step = `${label}: progress step ${i} moves forward`;
+    expect(progress[i]!.done, step).toBeGreaterThanOrEqual(progress[i - 1]!.done);
   }
 }
 
 function expectCleanReopen(label: string, run: Run): void {
   expect(run.reopened.format, `${label}: reopened format`).toBe(CONVERT_TARGET.format);
   expect(run.reopened.size, `${label}: reopened size`).toBe(SIZE);
-  expect(run.reopened.check, `${label}: vdisk's check of the reopened target`).toMatchObject({ corruptions: 0, checkErrors: 0 });
+  expect(run.reopened.check, `${label}: vdisk's check of the reopened target`).toMatchObject({
+    corruptions: 0,
+    checkErrors: 0,
+  });
 }
 
 /**
  * Every assertion on one runtime's report and its two target files: `expectedEntry` is the
  * vdisk entry that runtime must have loaded.
  */
-function expectConvertReport(report: ConvertReport, expectedEntry: string, files: { full: string; aborted: string }): void {
+function expectConvertReport(report: ConvertReport, expectedEntry: string, files: Targets): void {
   const label = report.runtime;
   expect(report.entry, `${label}: the vdisk entry loaded`).toBe(expectedEntry);
 
@@ -117,7 +134,8 @@ function expectConvertReport(report: ConvertReport, expectedEntry: string, files
   expect(full.progress.at(-1), `${label}: progress ends at total`).toEqual({ done: SIZE, total: SIZE });
   expect(full.stats!.dataBytes, `${label}: data written`).toBeGreaterThan(0);
   expectCleanReopen(`${label}, full`, full);
-  expect(qemuStatus(["check", "-q", "-f", "vhdx", files.full]), `${label}: qemu-img check of the full target`).toBe(0);
+  const fullCheck = qemuStatus(["check", "-q", "-f", "vhdx", files.full]);
+  expect(fullCheck, `${label}: qemu-img check of the full target`).toBe(0);
   expect(
     qemuStatus(["compare", "-q", "-f", "vhdx", "-F", "qcow2", files.full, source]),
     `${label}: qemu-img compare of the full target with the source (0 = identical)`,
@@ -134,7 +152,8 @@ function expectConvertReport(report: ConvertReport, expectedEntry: string, files
   expect(last, `${label}: progress reached the abort point`).toBeGreaterThanOrEqual(ABORT_AT * SIZE);
   expect(last, `${label}: progress stopped before the end`).toBeLessThan(SIZE);
   expectCleanReopen(`${label}, aborted`, aborted);
-  expect(qemuStatus(["check", "-q", "-f", "vhdx", files.aborted]), `${label}: qemu-img check of the partial target`).toBe(0);
+  const partialCheck = qemuStatus(["check", "-q", "-f", "vhdx", files.aborted]);
+  expect(partialCheck, `${label}: qemu-img check of the partial target`).toBe(0);
   expect(
     qemuStatus(["compare", "-q", "-f", "vhdx", "-F", "qcow2", files.aborted, source]),
     `${label}: the partial target differs from the source (1), so the convert really stopped`,
@@ -148,8 +167,9 @@ const denoEnv = { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_N
 describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort", () => {
   it("Node: import 'vdisk' (dist/node.js), targets are files", () => {
     const dir = mkdtempSync(join(scratch, "node-"));
-    const out = execFileSync(process.execPath, [RUNNER, source, dir], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
-    const report = JSON.parse(out) as ConvertReport & { files: { full: string; aborted: string } };
+    const options = { cwd: ROOT, encoding: "utf8", timeout: 120_000 } as const;
+    const out = execFileSync(process.execPath, [RUNNER, source, dir], options);
+    const report = JSON.parse(out) as ConvertReport & { files: Targets };
     expect(report.runtime).toBe("node");
     expectConvertReport(report, "node", report.files);
   });
@@ -172,12 +192,12 @@ describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort",
       ],
       { cwd: ROOT, encoding: "utf8", env: denoEnv, timeout: 120_000 },
     );
-    const report = JSON.parse(out) as ConvertReport & { files: { full: string; aborted: string } };
+    const report = JSON.parse(out) as ConvertReport & { files: Targets };
     expect(report.runtime).toBe("deno");
     expectConvertReport(report, "deno", report.files);
   });
 
-  it.skipIf(!chromium)("a page bundled by esbuild in headless Chromium: source a File, targets MemoryBackends", async () => {
+  it.skipIf(!chromium)("a page bundled by esbuild, in headless Chromium: a File in, targets in memory", async () => {
     const dir = mkdtempSync(join(scratch, "chromium-"));
     const page = join(dir, "page.js");
     await build({
@@ -197,8 +217,15 @@ describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort",
     expectConvertReport(report, "browser", files);
   });
   if (!deno) console.warn("\n*** deno binary not found: SKIPPING the Deno convert test ***\n");
-  if (!chromium) console.warn("\n*** Chromium not found (VDISK_CHROMIUM, /usr/bin/chromium): SKIPPING the page convert test ***\n");
+  if (!chromium) {
+    console.warn("\n*** Chromium not found (VDISK_CHROMIUM, /usr/bin/chromium): SKIPPING the page convert test ***\n");
+  }
 });
+
+/** What convert-page.mjs puts on the page's global object. */
+interface PageGlobal {
+  runConvertScenario(url: string): Promise<unknown>;
+}
 
 /**
  * Loads `bundle` as the module script of a page at http://vdisk.test/ (served by Playwright's
@@ -209,12 +236,18 @@ async function runInChromium(
   executablePath: string,
   bundle: string,
   sourceFile: string,
-): Promise<ConvertReport & { images: { full: string; aborted: string } }> {
+): Promise<ConvertReport & { images: Targets }> {
   const { chromium: launcher } = await import("playwright-core");
   const browser = await launcher.launch({
     executablePath,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -230,14 +263,13 @@ async function runInChromium(
       return r ? route.fulfill({ status: 200, ...r }) : route.fulfill({ status: 404, body: "not found" });
     });
     await page.goto("http://vdisk.test/");
-    await page.waitForFunction(() => typeof (globalThis as { runConvertScenario?: unknown }).runConvertScenario === "function");
+    // Both functions run in the page (Playwright sends their source): they can name only page globals.
+    await page.waitForFunction("typeof globalThis.runConvertScenario === 'function'");
     expect(await page.evaluate(() => navigator.userAgent)).toMatch(/Chrome\//);
-    const report = await page.evaluate((url) => {
-      const run = (globalThis as unknown as { runConvertScenario: (u: string) => Promise<unknown> }).runConvertScenario;
-      return run(url);
-    }, "/source.qcow2");
+    const run = (url: string) => (globalThis as unknown as PageGlobal).runConvertScenario(url);
+    const report = await page.evaluate(run, "/source.qcow2");
     expect(errors, "errors on the page").toEqual([]);
-    return report as ConvertReport & { images: { full: string; aborted: string } };
+    return report as ConvertReport & { images: Targets };
   } finally {
     await browser.close();
   }

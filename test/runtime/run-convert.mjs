@@ -17,4 +17,5 @@ const report = await convertScenario(
   (name, size) => vdisk.createImage(path(name), { ...CONVERT_TARGET, size }),
   (name) => vdisk.openImage(path(name), { format: CONVERT_TARGET.format, readOnly: true }),
 );
-console.log(JSON.stringify({ runtime: isDeno ? "deno" : "node", ...report, files: { full: path("full"), aborted: path("aborted") } }));
+const files = { full: path("full"), aborted: path("aborted") };
+console.log(JSON.stringify({ runtime: isDeno ? "deno" : "node", ...report, files }));

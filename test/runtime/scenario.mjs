@@ -189,7 +189,8 @@ async function reopenReport(reopen) {
   const img = await reopen();
   try {
     const check = await img.check();
-    return { format: img.format, size: img.size, check: { corruptions: check.corruptions, leaks: check.leaks, checkErrors: check.checkErrors, messages: check.messages } };
+    const { corruptions, leaks, checkErrors, messages } = check;
+    return { format: img.format, size: img.size, check: { corruptions, leaks, checkErrors, messages } };
   } finally {
     await img.close();
   }

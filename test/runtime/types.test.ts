@@ -42,7 +42,11 @@ afterAll(() => {
  * what must be refused: an unneeded one is itself an error (TS2578). TypeScript's own lib files
  * are not re-checked (skipDefaultLibCheck, to save time); every other .d.ts is.
  */
-async function typeCheck(name: string, sources: Record<string, string>, compilerOptions: Record<string, unknown>): Promise<string> {
+async function typeCheck(
+  name: string,
+  sources: Record<string, string>,
+  compilerOptions: Record<string, unknown>,
+): Promise<string> {
   const dir = join(work, name);
   mkdirSync(dir);
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name, private: true, type: "module" }));
@@ -102,7 +106,8 @@ const viaBundle = (source: string) => source.replace('from "vdisk"', 'from "vdis
 
 // Concurrent: each check is a separate tsc process.
 describe.concurrent("TypeScript consumers of the packed package", () => {
-  it("a web project with bundler resolution (Vite's default), no customConditions, gets the browser surface, also from vdisk/vdisk.browser.js", async () => {
+  const web = "a web project (bundler resolution, no customConditions) sees the browser surface, vdisk.browser.js too";
+  it(web, async () => {
     const out = await typeCheck(
       "web-bundler",
       { "main.ts": WEB_PAGE, "bundle.ts": viaBundle(WEB_PAGE) },
@@ -111,7 +116,8 @@ describe.concurrent("TypeScript consumers of the packed package", () => {
     expect(out).toBe("");
   });
 
-  it("a Node project (NodeNext, lib ES2022, Node types, no DOM) gets the Node surface, and no DOM or WebAssembly type leaks", async () => {
+  const node = "a Node project (NodeNext, ES2022 + Node types, no DOM) sees the Node surface; no DOM, no WebAssembly";
+  it(node, async () => {
     const source = `${NODE_SCRIPT}// @ts-expect-error this project has no DOM: the check would not see a leak if it had
 document.title = "";
 // @ts-expect-error a Blob is no image source in Node

@@ -6,7 +6,9 @@
 export * from "./errors.js";
 export type { IoBackend, IoCapabilities, FileOpener, OpenFileRequest } from "./io/backend.js";
 export { MemoryBackend, type MemoryBackendOptions } from "./io/memory.js";
-export type { BlockDevice, Extent, WriteZeroesOptions } from "./core/block-device.js";
+export type { AmendCallOptions, BlockDevice, Extent, WriteZeroesOptions } from "./core/block-device.js";
+export { READ_ONLY_CAPABILITIES, type DeviceCapabilities } from "./core/capabilities.js";
+export { abortReason, throwIfAborted, type OperationOptions, type Progress, type ProgressListener } from "./core/abort.js";
 export type {
   FormatDriver,
   FormatInstance,
@@ -17,9 +19,10 @@ export type {
   ProbeInput,
   SnapshotInfo,
   BackingReference,
+  AmendContext,
 } from "./core/format.js";
 export type { Mapping, DataMapping, ZeroMapping, BackingMapping, SpecialMapping, Allocation } from "./core/mapping.js";
-export { ImageDevice } from "./core/image-device.js";
+export { ImageDevice, type CopyFromBackingOptions } from "./core/image-device.js";
 export type { OpenPolicy } from "./core/policy.js";
 export { parseSize } from "./core/options.js";
 export {
@@ -29,7 +32,17 @@ export {
   readProbeInput,
   type OpenImageOptions,
   type CreateImageOptions,
-} from "./core/open.js";
+} from "./ops/open.js";
+// The operations: what the CLI commands do, as library functions on BlockDevices.
+export { convertImage, type ConvertOptions, type ConvertStats } from "./ops/convert.js";
+export { compareImages, type CompareOptions, type CompareResult } from "./ops/compare.js";
+export { checkImage, canCheck, type CheckOptions, type CheckOutcome } from "./ops/check.js";
+export { mapImage, type MapEntry, type MapOptions } from "./ops/map.js";
+export { imageInfo, describeImage, type ImageInfo, type ImageInfoOptions, type QJson } from "./ops/info.js";
+export { resizeImage, resizeTarget, canResize, type ResizeOptions, type ResizeRequest } from "./ops/resize.js";
+export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
+export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
+export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export {
   getKernel,

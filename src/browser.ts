@@ -5,8 +5,8 @@
  */
 import { BlobBackend } from "./adapters/browser/blob-backend.js";
 import { blobFileOpener, type BlobFiles } from "./adapters/browser/blob-opener.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./core/open.js";
-import type { ImageDevice } from "./core/image-device.js";
+import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
+import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
 import { MemoryBackend } from "./io/memory.js";
 
@@ -34,7 +34,7 @@ function isBlob(x: unknown): x is Blob {
  * Opens an image. A Blob is opened read-only (so is its backing chain); an {@link IoBackend}
  * read-write unless `readOnly` or the backend cannot write.
  */
-export function openImage(source: ImageSource, options: BrowserOpenImageOptions = {}): Promise<ImageDevice> {
+export function openImage(source: ImageSource, options: BrowserOpenImageOptions = {}): Promise<BlockDevice> {
   const { files, ...rest } = options;
   const io = isBlob(source) ? new BlobBackend(source) : source;
   const openFile = rest.openFile ?? (files ? blobFileOpener(files) : undefined);
@@ -45,9 +45,9 @@ export function openImage(source: ImageSource, options: BrowserOpenImageOptions 
  * Creates an image and returns it open read-write. Without a target it lives in a new
  * {@link MemoryBackend}; pass your own to read the file's bytes afterwards (`backend.bytes()`).
  */
-export function createImage(options: CreateImageOptions): Promise<ImageDevice>;
-export function createImage(target: IoBackend, options: CreateImageOptions): Promise<ImageDevice>;
-export function createImage(a: IoBackend | CreateImageOptions, b?: CreateImageOptions): Promise<ImageDevice> {
+export function createImage(options: CreateImageOptions): Promise<BlockDevice>;
+export function createImage(target: IoBackend, options: CreateImageOptions): Promise<BlockDevice>;
+export function createImage(a: IoBackend | CreateImageOptions, b?: CreateImageOptions): Promise<BlockDevice> {
   if (b !== undefined) return createImageOn(a as IoBackend, b);
   if (typeof (a as Partial<IoBackend>).read === "function") {
     return Promise.reject(new TypeError("createImage(target, options) needs options with a format"));

@@ -6,8 +6,8 @@
  */
 import { DenoFileBackend } from "./adapters/deno/file-backend.js";
 import { denoFileOpener } from "./adapters/deno/opener.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./core/open.js";
-import type { ImageDevice } from "./core/image-device.js";
+import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
+import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
 
 export * from "./api.js";
@@ -22,13 +22,13 @@ export type ImageSource = string | IoBackend;
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */
-export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<ImageDevice> {
+export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<BlockDevice> {
   const io = typeof source === "string" ? await DenoFileBackend.open(source, { readOnly: options.readOnly }) : source;
   return openImageOn(io, { openFile: denoFileOpener, ...options });
 }
 
 /** Creates (or truncates) the file `target` as a new image and returns it open read-write. */
-export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<ImageDevice> {
+export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<BlockDevice> {
   const io = typeof target === "string" ? await DenoFileBackend.open(target, { create: true }) : target;
   return createImageOn(io, { openFile: denoFileOpener, ...options });
 }

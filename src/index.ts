@@ -4,8 +4,8 @@
  * @module
  */
 import type { IoBackend } from "./io/backend.js";
-import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./core/open.js";
-import type { ImageDevice } from "./core/image-device.js";
+import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
+import type { BlockDevice } from "./core/block-device.js";
 
 export * from "./api.js";
 
@@ -13,11 +13,11 @@ export * from "./api.js";
 export type ImageSource = IoBackend;
 
 /** Opens an image on `source`. See {@link openImageOn}. */
-export function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<ImageDevice> {
+export function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<BlockDevice> {
   return openImageOn(source, options);
 }
 
 /** Creates an image on `target` and returns it open read-write. See {@link createImageOn}. */
-export function createImage(target: IoBackend, options: CreateImageOptions): Promise<ImageDevice> {
+export function createImage(target: IoBackend, options: CreateImageOptions): Promise<BlockDevice> {
   return createImageOn(target, options);
 }

@@ -4,10 +4,10 @@
  * hand for `actual-size`.
  * @module
  */
-import type { ImageDevice } from "../core/image-device.js";
+import type { BlockDevice } from "../core/block-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
 import { NodeFileBackend, createImage, openImage, type NodeFileOptions } from "../node.js";
-import type { CreateImageOptions } from "../core/open.js";
+import type { CreateImageOptions } from "../ops/open.js";
 import { openError } from "./errors.js";
 
 /**
@@ -55,7 +55,7 @@ export interface CliOpenOptions {
 
 /** An image opened by the CLI with the files of its chain. */
 export interface CliImage {
-  readonly device: ImageDevice;
+  readonly device: BlockDevice;
   /** Every file of the chain by path; the top image's file is under its own path. */
   readonly files: OpenedFiles;
 }

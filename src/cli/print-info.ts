@@ -3,64 +3,11 @@
  * @module
  */
 import type { SnapshotInfo } from "../core/format.js";
-import type { ImageInfo } from "../ops/info.js";
+import { infoJson, toQJson, type ImageInfo } from "../ops/info.js";
 import { sizeToStr } from "../ops/number-format.js";
 import { qdictOrder, type QJson } from "./qemu-json.js";
 
-/** Converts a driver's `format-specific` data (plain JSON-like values) into printable JSON. */
-export function toQJson(v: unknown): QJson | undefined {
-  if (v === null) return null;
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v;
-    case "number":
-      return Number.isFinite(v) ? v : String(v);
-    case "bigint":
-      return Number(v);
-    case "object": {
-      if (Array.isArray(v)) return v.map((x) => toQJson(x) ?? null);
-      const out: { [k: string]: QJson | undefined } = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = toQJson(x);
-      return out;
-    }
-    default:
-      return undefined;
-  }
-}
-
-function snapshotJson(s: SnapshotInfo): QJson {
-  return {
-    id: s.id,
-    name: s.name,
-    "vm-state-size": s.vmStateSize,
-    "date-sec": s.dateSec,
-    "date-nsec": s.dateNsec,
-    "vm-clock-sec": Math.floor(s.vmClockNsec / 1e9),
-    "vm-clock-nsec": s.vmClockNsec % 1e9,
-    icount: s.icount,
-  };
-}
-
-/** The `qemu-img info --output=json` object of one image. */
-export function infoJson(info: ImageInfo): QJson {
-  return {
-    filename: info.filename,
-    format: info.format,
-    "dirty-flag": info.dirty,
-    "actual-size": info.actualSize,
-    "virtual-size": info.virtualSize,
-    "cluster-size": info.clusterSize,
-    encrypted: info.encrypted ? true : undefined,
-    "backing-filename": info.backingFilename,
-    "full-backing-filename": info.fullBackingFilename,
-    "backing-filename-format": info.backingFormat,
-    snapshots: info.snapshots.length > 0 ? info.snapshots.map(snapshotJson) : undefined,
-    "format-specific": info.formatSpecific
-      ? { type: info.formatSpecific.type, data: toQJson(info.formatSpecific.data) ?? {} }
-      : undefined,
-  };
-}
+export { infoJson, toQJson };
 
 const two = (n: number): string => String(n).padStart(2, "0");
 

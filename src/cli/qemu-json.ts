@@ -5,8 +5,9 @@
  * @module
  */
 
-/** A JSON value as the CLI builds it. `undefined` members are left out. */
-export type QJson = string | number | boolean | null | QJson[] | { [key: string]: QJson | undefined };
+import type { QJson } from "../ops/info.js";
+
+export type { QJson };
 
 const BUCKETS = 512;
 

@@ -2,7 +2,8 @@
  * The public face of an open image: what `openImage` returns.
  * @module
  */
-import type { CheckResult, FormatInfo, RepairMode } from "./format.js";
+import type { DeviceCapabilities } from "./capabilities.js";
+import type { BackingReference, CheckResult, FormatInfo, RepairMode } from "./format.js";
 
 /** One allocation record, with `qemu-img map --output=json` meanings. */
 export interface Extent {
@@ -31,6 +32,11 @@ export interface WriteZeroesOptions {
   unmap?: boolean;
 }
 
+/** Options of {@link BlockDevice.amend}: an abort signal, for symmetry with the operations. */
+export interface AmendCallOptions {
+  signal?: AbortSignal;
+}
+
 /**
  * A virtual disk: bytes at guest offsets. Offsets and lengths are byte counts; every range must
  * lie inside `[0, size)` (a `RangeError` otherwise).
@@ -41,6 +47,14 @@ export interface BlockDevice {
   /** Virtual size in bytes. */
   readonly size: number;
   readonly readOnly: boolean;
+  /** The label of the top image's file (its path or URL), for messages, when it has one. */
+  readonly name?: string;
+  /** What this open device can do. Ask it instead of testing `format`. */
+  readonly capabilities: DeviceCapabilities;
+  /** The backing file the top image names (as stored), if any. */
+  readonly backingFile?: BackingReference;
+  /** The opened backing device, when the chain was opened with it. */
+  readonly backing?: BlockDevice;
   /** Reads `length` bytes at `offset` into a new buffer. */
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Reads `into.length` bytes at `offset` into `into` (which may be a view of Wasm memory). */
@@ -49,7 +63,13 @@ export interface BlockDevice {
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Makes `[offset, offset+length)` read as zeros, cheaply where the format can. */
   writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void>;
-  /** Releases space; afterwards the range reads as the format defines (zeros or backing data). */
+  /**
+   * Releases whole allocation units inside the range (a hint: partial units are left alone).
+   * Discard never changes what the guest reads where the format cannot represent the result:
+   * afterwards the range reads zeros, or the data it read before; it reads the backing file's
+   * data only where that is what the format defines for a discarded range and the image
+   * has no backing file that would show through (qcow2 v2 keeps such clusters allocated).
+   */
   discard(offset: number, length: number): Promise<void>;
   /** Writes whole allocation units compressed where the format supports it (convert -c). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void>;
@@ -65,4 +85,22 @@ export interface BlockDevice {
   info(): Promise<FormatInfo>;
   /** Flushes and closes the image and its backing chain. */
   close(): Promise<void>;
+  /**
+   * Changes the virtual size (present where `capabilities.resize`). The format may round the
+   * size up to its unit; `size` reports the result. Durable once `flush` completes.
+   */
+  resize?(newSize: number): Promise<void>;
+  /**
+   * Records `ref` as the backing file (`undefined`: none) without touching guest data (present
+   * where `capabilities.backing` or `capabilities.flatten`; with only `flatten`, `undefined` is
+   * accepted once the image no longer reads its backing file).
+   */
+  setBacking?(ref: BackingReference | undefined): Promise<void>;
+  /** Applies `qemu-img amend` options (present where `capabilities.amend` is not empty). */
+  amend?(options: ReadonlyArray<readonly [string, string]>, callOptions?: AmendCallOptions): Promise<void>;
+  /**
+   * Empties the image so that every range reads its backing file again (present where
+   * `capabilities.makeEmpty`); `qemu-img commit` does this after copying.
+   */
+  makeEmpty?(): Promise<void>;
 }

@@ -116,6 +116,16 @@ export interface FormatInfo {
   formatSpecific?: { type: string; data: Record<string, unknown> };
 }
 
+/** What a driver's `amend` may ask of the engine (which holds no lock while amend runs). */
+export interface AmendContext {
+  /** The image's label, for messages. */
+  readonly name: string;
+  /** Flushes the device (engine and instance). */
+  flush(): Promise<void>;
+  /** Resizes through the engine (its checks and locking). */
+  resize(newSize: number): Promise<void>;
+}
+
 /**
  * One open image. Created by `FormatDriver.open`; used only by the engine ({@link ImageDevice}).
  *
@@ -180,6 +190,28 @@ export interface FormatInstance {
    */
   readonly copyOnRead?: boolean;
   /**
+   * False when every guest offset is preallocated, so writes never allocate (raw). Default true.
+   * The capability `allocatesOnWrite` comes from it.
+   */
+  readonly allocatesOnWrite?: boolean;
+  /** `qemu-img resize` takes multiples of this many bytes (raw: 1). Default 512 (capability). */
+  readonly resizeAlignment?: number;
+  /** The image keeps internal snapshots (capability `snapshots`). Default false. */
+  readonly internalSnapshots?: boolean;
+  /**
+   * How `setBacking` may be used: `any` (record any backing file or none; the default when
+   * `setBacking` exists) or `flatten` (only `undefined`, after every range that read through
+   * to the backing image has been copied into this image).
+   */
+  readonly backingUpdate?: "any" | "flatten";
+  /** Options `amend` accepts (capability `amend`); usually the driver's `amendOptions`. */
+  readonly amendOptions?: readonly CreateOptionSpec[];
+  /**
+   * Applies `qemu-img amend` options, every one checked before anything changes. The engine
+   * calls it with no lock held and no other I/O running. Absent when the format has none.
+   */
+  amend?(options: ReadonlyArray<readonly [string, string]>, ctx: AmendContext): Promise<void>;
+  /**
    * Changes the virtual size to `newSize` bytes (the driver may round it up to its unit and
    * reports the result in `size`). Absent when the format cannot resize.
    */
@@ -221,4 +253,12 @@ export interface FormatDriver {
   readonly createOptions: readonly CreateOptionSpec[];
   /** True when the format can record a backing file at create time. */
   readonly supportsBacking?: boolean;
+  /** Options `qemu-img amend` takes for this format (`amend -o help` lists them). */
+  readonly amendOptions?: readonly CreateOptionSpec[];
+  /**
+   * Probing picks this driver when no other recognises a file (raw). A writable open of an
+   * image probed that way refuses writes that would make its first sector look like another
+   * format.
+   */
+  readonly fallback?: boolean;
 }

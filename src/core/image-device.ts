@@ -6,7 +6,10 @@
 import { CorruptImageError, ImageError, UnsupportedFeatureError } from "../errors.js";
 import { readIntoZeroPadded } from "../io/helpers.js";
 import type { Kernel } from "../kernel/kernel.js";
-import type { BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
+import type { AmendCallOptions, BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
+import type { DeviceCapabilities } from "./capabilities.js";
+import { throwIfAborted } from "./abort.js";
+import { firstDifference } from "./bytes.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Allocation, Mapping } from "./mapping.js";
 import { Mutex } from "./mutex.js";
@@ -65,6 +68,37 @@ export class ImageDevice implements BlockDevice {
 
   get size(): number {
     return this.instance.size;
+  }
+
+  get backingFile(): BackingReference | undefined {
+    return this.instance.backing;
+  }
+
+  /** Derived from what the instance implements; see {@link DeviceCapabilities}. */
+  get capabilities(): DeviceCapabilities {
+    const inst = this.instance;
+    const writable = !this.readOnly && typeof inst.allocate === "function";
+    const backingUpdate = inst.setBacking ? (inst.backingUpdate ?? "any") : undefined;
+    const compress = writable && typeof inst.writeCompressed === "function";
+    return {
+      write: writable,
+      resize: writable && typeof inst.resize === "function",
+      resizeAlignment: inst.resizeAlignment ?? 512,
+      backing: writable && backingUpdate === "any",
+      flatten: writable && backingUpdate !== undefined,
+      compress,
+      compressionUnit: compress ? (inst.compressionUnit ?? inst.allocationUnit) : 0,
+      zero: writable && typeof inst.zeroRange === "function",
+      discard: writable && typeof inst.discard === "function",
+      overlappingWrites: writable && (inst.allocatesOnWrite === false || !!inst.concurrentAllocation),
+      allocatesOnWrite: inst.allocatesOnWrite ?? true,
+      allocationUnit: inst.allocationUnit,
+      snapshots: !!inst.internalSnapshots,
+      check: typeof inst.check === "function",
+      amend: writable && inst.amend ? (inst.amendOptions ?? []) : [],
+      makeEmpty: writable && typeof inst.makeEmpty === "function",
+      sequentialOnly: false,
+    };
   }
 
   private checkRange(offset: number, length: number, what: string): void {
@@ -161,22 +195,12 @@ export class ImageDevice implements BlockDevice {
    * write allocated meanwhile is never overwritten with older backing data.
    */
   private async copyUp(start: number, length: number): Promise<void> {
-    const end = start + length;
-    await this.exclusive(async () => {
-      let pos = start;
-      while (pos < end) {
-        const m = await this.mapping(pos, end - pos);
-        if (m.kind === "eof") break;
-        const len = Math.min(m.length, end - pos, ZERO_CHUNK);
-        if (m.kind === "backing") {
-          const buf = new Uint8Array(len);
-          await this.readBacking(pos, buf);
-          let done = 0;
-          while (done < len) done += await this.allocatingWrite(pos + done, buf.subarray(done));
-        }
-        pos += len;
-      }
-    });
+    await this.exclusive(() =>
+      this.copyBackingRuns(start, start + length, {}, async (pos, data) => {
+        let done = 0;
+        while (done < data.length) done += await this.allocatingWrite(pos + done, data.subarray(done));
+      }),
+    );
   }
 
   /** Reads without range checks or copy-on-read (for the engine's own read-modify-write). */
@@ -435,24 +459,132 @@ export class ImageDevice implements BlockDevice {
   async setBacking(ref: BackingReference | undefined): Promise<void> {
     this.checkWritable("change the backing file");
     if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
-    if (!this.instance.setBacking) {
-      throw new UnsupportedFeatureError(`This image format (${this.format}) cannot change its backing file`, {
-        format: this.format,
-      });
+    const caps = this.capabilities;
+    if (!caps.backing && !(caps.flatten && ref === undefined)) {
+      const why = caps.flatten
+        ? `${this.format} images can only be flattened (a safe rebase with -b "")`
+        : `This image format (${this.format}) cannot change its backing file`;
+      throw new UnsupportedFeatureError(why, { format: this.format });
     }
     await this.exclusive(() => this.instance.setBacking!(ref));
   }
 
   /**
-   * Empties the image so that every range reads through to the backing image (`qemu-img
-   * commit` after committing). Returns false, changing nothing, when the format cannot.
+   * Applies `qemu-img amend` options. Throws `ERR_UNSUPPORTED_FEATURE` ("Format driver 'X' does
+   * not support option amendment") when the format has none, and the format's own errors for
+   * bad options before changing anything. Run it with no other I/O on the image.
    */
-  async makeEmpty(): Promise<boolean> {
+  async amend(options: ReadonlyArray<readonly [string, string]>, callOptions: AmendCallOptions = {}): Promise<void> {
+    if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
+    if (!this.instance.amend) {
+      throw new UnsupportedFeatureError(`Format driver '${this.format}' does not support option amendment`, {
+        format: this.format,
+        file: this.name,
+      });
+    }
+    this.checkWritable("amend");
+    throwIfAborted(callOptions.signal);
+    await this.instance.amend(options, {
+      name: this.name,
+      flush: () => this.flush(),
+      resize: (n) => this.resize(n),
+    });
+  }
+
+  /**
+   * Copies into this image what `[start, start+length)` reads through to its backing image, in
+   * whole allocation units (clipped to the ranges that read through). With `compareWith`, only
+   * units whose backing data differs from what `compareWith` holds there (zeros past its end;
+   * `null`: zeros everywhere) are copied — a safe rebase. Zero runs become `writeZeroes`.
+   * This is the one loop behind copy-on-read, rebase and flatten. Returns the bytes written.
+   * Checks `signal` between requests and stops there (what was copied stays valid).
+   */
+  async copyFromBacking(start: number, length: number, options: CopyFromBackingOptions = {}): Promise<number> {
+    this.checkWritable("copy backing data");
+    this.checkRange(start, length, "copy backing data");
+    return this.copyBackingRuns(start, start + length, options, async (pos, data, zero) => {
+      if (zero && this.backing) await this.writeZeroes(pos, data.length);
+      else await this.write(pos, data);
+    });
+  }
+
+  /** The loop of {@link copyFromBacking}; `put` writes one run of differing units. */
+  private async copyBackingRuns(
+    start: number,
+    end: number,
+    options: CopyFromBackingOptions,
+    put: (pos: number, data: Uint8Array, zero: boolean) => Promise<void>,
+  ): Promise<number> {
+    const unit = Math.max(1, this.instance.allocationUnit);
+    const chunk = Math.max(unit, Math.floor((options.chunkSize ?? ZERO_CHUNK) / unit) * unit);
+    const compare = options.compareWith;
+    const total = end - start;
+    let written = 0;
+    options.onProgress?.({ done: 0, total });
+    let pos = start;
+    while (pos < end) {
+      throwIfAborted(options.signal);
+      const m = await this.mapping(pos, end - pos);
+      if (m.kind === "eof") break;
+      const runEnd = Math.min(end, pos + m.length);
+      if (m.kind === "backing") {
+        for (let s = pos; s < runEnd; ) {
+          throwIfAborted(options.signal);
+          const n = Math.min(chunk, runEnd - s);
+          const data = new Uint8Array(n);
+          await this.readBacking(s, data);
+          let other: Uint8Array | undefined;
+          if (compare !== undefined) {
+            other = new Uint8Array(n);
+            if (compare) await readOrZeros(compare, s, other);
+          }
+          // Units (clipped to the run) that need copying, in runs of the same kind — zeros or
+          // data — each written as one request.
+          let runStart = -1;
+          let runZero = false;
+          for (let g = s; g < s + n; ) {
+            const gEnd = Math.min(s + n, (Math.floor(g / unit) + 1) * unit);
+            const from = g - s;
+            const to = gEnd - s;
+            const needed = !other || firstDifference(data.subarray(from, to), other.subarray(from, to), to - from) < to - from;
+            const zero = needed && this.kernel.findNonZero(data, from, to) === to;
+            if (runStart >= 0 && (!needed || zero !== runZero)) {
+              await put(runStart, data.subarray(runStart - s, from), runZero);
+              written += from - (runStart - s);
+              runStart = -1;
+            }
+            if (needed && runStart < 0) {
+              runStart = g;
+              runZero = zero;
+            }
+            g = gEnd;
+          }
+          if (runStart >= 0) {
+            await put(runStart, data.subarray(runStart - s, n), runZero);
+            written += n - (runStart - s);
+          }
+          s += n;
+          options.onProgress?.({ done: s - start, total });
+        }
+      }
+      pos = runEnd;
+      options.onProgress?.({ done: pos - start, total });
+    }
+    return written;
+  }
+
+  /**
+   * Empties the image so that every range reads through to the backing image (`qemu-img
+   * commit` after committing). Throws `ERR_UNSUPPORTED_FEATURE` where `capabilities.makeEmpty`
+   * is false.
+   */
+  async makeEmpty(): Promise<void> {
     this.checkWritable("empty the image");
     if (this.closed) throw new ImageError("ERR_CLOSED", `${this.name} is closed`);
-    if (!this.instance.makeEmpty) return false;
+    if (!this.instance.makeEmpty) {
+      throw new UnsupportedFeatureError(`This image format (${this.format}) cannot be emptied`, { format: this.format });
+    }
     await this.exclusive(() => this.instance.makeEmpty!());
-    return true;
   }
 
   /**
@@ -547,6 +679,27 @@ export class ImageDevice implements BlockDevice {
     }
   }
 }
+
+/** Options of {@link ImageDevice.copyFromBacking}. */
+export interface CopyFromBackingOptions {
+  /**
+   * Copy only units whose backing data differs from this device's (zeros past its end);
+   * `null` compares with zeros. Absent: copy everything that reads through.
+   */
+  compareWith?: BlockDevice | null;
+  /** Bytes read per request. Default 1 MiB (whole allocation units). */
+  chunkSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { done: number; total: number }) => void;
+}
+
+/** Fills `into` with what `dev` holds at `offset`, zeros past its end. */
+async function readOrZeros(dev: BlockDevice, offset: number, into: Uint8Array): Promise<void> {
+  const n = Math.max(0, Math.min(into.length, dev.size - offset));
+  if (n > 0) await dev.readInto(offset, into.subarray(0, n));
+  into.fill(0, n);
+}
+
 
 function canMerge(a: Extent, b: Extent): boolean {
   if (a.depth !== b.depth || a.present !== b.present || a.zero !== b.zero || a.data !== b.data) return false;

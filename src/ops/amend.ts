@@ -1,46 +1,45 @@
 /**
- * Changing options of an existing image (`vdisk amend -o …`), dispatched by format: qcow2 takes
- * qemu-img amend's options, FVD the header attributes of its own `qemu-img update`; other
- * formats have none (as with qemu-img).
+ * Changing options of an existing image (`vdisk amend -o …`): the format's driver says which
+ * options it takes (qcow2: qemu-img amend's; FVD: the header attributes of its own `qemu-img
+ * update`); other formats have none, as with qemu-img.
  * @module
  */
-import type { CreateOptionSpec } from "../core/format.js";
-import type { ImageDevice } from "../core/image-device.js";
+import { throwIfAborted, type OperationOptions } from "../core/abort.js";
+import type { BlockDevice } from "../core/block-device.js";
+import type { CreateOptionSpec, FormatDriver } from "../core/format.js";
 import { splitOptionString } from "../core/options.js";
 import { UnsupportedFeatureError } from "../errors.js";
-import { FVD_AMEND_RULES, amendFvdImage } from "../formats/fvd/amend.js";
-import { QCOW2_AMEND_OPTIONS, amendQcow2Image } from "../formats/qcow2/amend.js";
-
-const FVD_TYPES: Record<string, CreateOptionSpec["type"]> = { size: "size", name: "string", bool: "bool", int32: "number", int64: "number" };
-
-/** The options `amend` takes for `format`, sorted by name; `undefined` when it takes none. */
-export function amendOptions(format: string): readonly CreateOptionSpec[] | undefined {
-  if (format === "qcow2") return QCOW2_AMEND_OPTIONS;
-  if (format === "fvd") {
-    return Object.entries(FVD_AMEND_RULES)
-      .map(([name, rule]): CreateOptionSpec => ({ name, type: FVD_TYPES[rule.kind], help: `FVD header attribute ${name}` }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  }
-  return undefined;
-}
+import { builtinDrivers, findDriver } from "../formats/registry.js";
 
 /**
- * Applies `options` (`"key=val,…"`, `,,` escaping a comma) to `image`, open read-write. Throws
- * `ERR_UNSUPPORTED_FEATURE` ("Format driver 'X' does not support option amendment") for formats
- * without amendable options, and the format's own errors for bad options, before changing
- * anything.
+ * The options `amend` takes for the format named `format`, sorted as the driver lists them;
+ * `undefined` when it takes none (or the format is unknown).
  */
-export async function amendImage(image: ImageDevice, options: string): Promise<void> {
-  const pairs = splitOptionString(options);
-  switch (image.format) {
-    case "qcow2":
-      return amendQcow2Image(image, pairs);
-    case "fvd":
-      return amendFvdImage(image, pairs);
-    default:
-      throw new UnsupportedFeatureError(`Format driver '${image.format}' does not support option amendment`, {
-        format: image.format,
-        file: image.name,
-      });
+export function amendOptions(format: string, drivers: readonly FormatDriver[] = builtinDrivers): readonly CreateOptionSpec[] | undefined {
+  const specs = findDriver(format, drivers)?.amendOptions;
+  return specs && specs.length > 0 ? specs : undefined;
+}
+
+/** Options of {@link amendImage}. */
+export type AmendOptions = Pick<OperationOptions, "signal">;
+
+/**
+ * Applies `options` (`"key=val,…"` with `,,` escaping a comma, or pairs) to `image`, open
+ * read-write. Throws `ERR_UNSUPPORTED_FEATURE` ("Format driver 'X' does not support option
+ * amendment") for formats without amendable options, and the format's own errors for bad
+ * options, before changing anything.
+ */
+export async function amendImage(
+  image: BlockDevice,
+  options: string | ReadonlyArray<readonly [string, string]>,
+  callOptions: AmendOptions = {},
+): Promise<void> {
+  throwIfAborted(callOptions.signal);
+  const pairs = typeof options === "string" ? splitOptionString(options) : options;
+  if (!image.amend) {
+    throw new UnsupportedFeatureError(`Format driver '${image.format}' does not support option amendment`, {
+      format: image.format,
+    });
   }
+  await image.amend(pairs, { signal: callOptions.signal });
 }

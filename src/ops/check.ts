@@ -4,9 +4,9 @@
  * first one's repair counts.
  * @module
  */
+import { throwIfAborted, type OperationOptions } from "../core/abort.js";
 import type { BlockDevice } from "../core/block-device.js";
 import type { CheckResult, RepairMode } from "../core/format.js";
-import { ImageDevice } from "../core/image-device.js";
 
 /** The outcome of {@link checkImage}. */
 export type CheckOutcome =
@@ -21,17 +21,30 @@ export type CheckOutcome =
       readonly messages: string[];
     };
 
-/** True when the device's top image format implements a check. */
-export function canCheck(device: BlockDevice): boolean {
-  return !(device instanceof ImageDevice) || typeof device.instance.check === "function";
+/** Options of {@link checkImage}. */
+export interface CheckOptions extends Pick<OperationOptions, "signal"> {
+  /** Repair what can be repaired (`-r leaks|all`); the image must be open read-write. */
+  repair?: RepairMode;
 }
 
-/** Checks (and with `repair`, repairs) the top image of `device`. */
-export async function checkImage(device: BlockDevice, repair?: RepairMode): Promise<CheckOutcome> {
+/** True when the device's top image format implements a check (capability `check`). */
+export function canCheck(device: BlockDevice): boolean {
+  return device.capabilities.check;
+}
+
+/**
+ * Checks (and with `repair`, repairs) the top image of `device`. The second argument may be the
+ * repair mode itself (the form of earlier versions).
+ */
+export async function checkImage(device: BlockDevice, options: CheckOptions | RepairMode = {}): Promise<CheckOutcome> {
+  const opts: CheckOptions = typeof options === "string" ? { repair: options } : options;
+  const repair = opts.repair;
+  throwIfAborted(opts.signal);
   if (!canCheck(device)) return { supported: false };
   const first = await device.check(repair);
   const messages = [...first.messages];
   if (repair && (first.leaksFixed > 0 || first.corruptionsFixed > 0)) {
+    throwIfAborted(opts.signal);
     const second = await device.check();
     messages.push(...second.messages);
     return {

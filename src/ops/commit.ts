@@ -6,13 +6,12 @@
  * emptied (qcow2; elsewhere the data stays, as with qemu-img).
  * @module
  */
+import { progressReporter, throwIfAborted, type OperationOptions } from "../core/abort.js";
 import type { BlockDevice } from "../core/block-device.js";
-import { ImageDevice } from "../core/image-device.js";
 import { ImageError } from "../errors.js";
-import type { ProgressCallback } from "./progress.js";
 
 /** Options of {@link commitImage}. */
-export interface CommitOptions {
+export interface CommitOptions extends OperationOptions {
   /**
    * The layer to commit into: its index in {@link backingChain} of the image (1, the default,
    * is the immediate backing file).
@@ -22,12 +21,11 @@ export interface CommitOptions {
    * Opens `layer` — a member of the image's chain, open read-only there — a second time,
    * read-write (with its own backing chain): the target of the commit. The commit closes it.
    */
-  openWritable(layer: ImageDevice): Promise<ImageDevice>;
+  openWritable(layer: BlockDevice): Promise<BlockDevice>;
   /** Leave the image's data in place (`-d`; implied when committing past the immediate backing file). */
   keepData?: boolean;
   /** Bytes copied per request. Default 1 MiB. */
   chunkSize?: number;
-  onProgress?: ProgressCallback;
 }
 
 /** What {@link commitImage} did. */
@@ -39,10 +37,10 @@ export interface CommitResult {
 }
 
 /** The image and the images of its backing chain, top first. */
-export function backingChain(image: ImageDevice): ImageDevice[] {
-  const chain: ImageDevice[] = [image];
+export function backingChain(image: BlockDevice): BlockDevice[] {
+  const chain: BlockDevice[] = [image];
   let b: BlockDevice | undefined = image.backing;
-  while (b instanceof ImageDevice) {
+  while (b) {
     chain.push(b);
     b = b.backing;
   }
@@ -55,47 +53,67 @@ export function backingChain(image: ImageDevice): ImageDevice[] {
  * target's errors (a target that must grow but cannot resize: `ERR_UNSUPPORTED_FEATURE`).
  * Layers between the image and the target are not changed: after committing past them they may
  * read differently from the image, as with qemu-img. Run it with no other I/O on the chain.
+ * When `signal` aborts, the copy stops between requests, the target is flushed and closed, the
+ * image is not emptied (it still reads the same) and the promise rejects with the reason.
  */
-export async function commitImage(image: ImageDevice, options: CommitOptions): Promise<CommitResult> {
+export async function commitImage(image: BlockDevice, options: CommitOptions): Promise<CommitResult> {
   const chain = backingChain(image);
   const depth = options.baseDepth ?? 1;
   if (chain.length < 2) {
-    throw new ImageError("ERR_OUT_OF_RANGE", "Image does not have a backing file", { format: image.format, file: image.name });
+    throw new ImageError("ERR_OUT_OF_RANGE", "Image does not have a backing file", { format: image.format });
   }
   if (!Number.isInteger(depth) || depth < 1 || depth >= chain.length) {
-    throw new ImageError("ERR_OUT_OF_RANGE", `Layer ${depth} is not in the backing chain of ${image.name} (${chain.length - 1} backing files)`, {
-      file: image.name,
+    throw new ImageError("ERR_OUT_OF_RANGE", `Layer ${depth} is not in the backing chain (${chain.length - 1} backing files)`, {
+      format: image.format,
     });
   }
   const size = image.size;
   const chunk = Math.max(512, options.chunkSize ?? 1 << 20);
   let bytesCopied = 0;
+  const signal = options.signal;
+  throwIfAborted(signal);
+  const report = progressReporter(size, options.onProgress);
   const target = await options.openWritable(chain[depth]);
   try {
-    if (target.size < size) await target.resize(size);
-    options.onProgress?.(0, size);
+    if (target.size < size) {
+      if (!target.resize) {
+        throw new ImageError("ERR_UNSUPPORTED_FEATURE", `This image format (${target.format}) does not support resizing`, {
+          format: target.format,
+        });
+      }
+      await target.resize(size);
+    }
+    report(0);
     for await (const e of image.extents(0, size)) {
+      throwIfAborted(signal);
       if (e.depth < depth) {
         if (e.zero && !e.data) {
           await target.writeZeroes(e.offset, e.length);
         } else {
           for (let pos = e.offset; pos < e.offset + e.length; pos += chunk) {
+            throwIfAborted(signal);
             const n = Math.min(chunk, e.offset + e.length - pos);
             await target.write(pos, await image.read(pos, n));
             bytesCopied += n;
+            report(pos + n);
           }
         }
       }
-      options.onProgress?.(e.offset + e.length, size);
+      report(e.offset + e.length);
     }
-    await target.flush();
   } finally {
-    await target.close();
+    try {
+      await target.flush();
+    } finally {
+      await target.close();
+    }
   }
   let emptied = false;
-  if (!options.keepData && depth === 1) {
-    emptied = await image.makeEmpty();
+  if (!options.keepData && depth === 1 && image.capabilities.makeEmpty && image.makeEmpty) {
+    await image.makeEmpty();
     await image.flush();
+    emptied = true;
   }
+  report(size);
   return { bytesCopied, emptied };
 }

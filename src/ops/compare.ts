@@ -5,13 +5,14 @@
  * Mismatch offsets are reported at 512-byte granularity, as qemu-img does.
  * @module
  */
+import { firstDifference } from "../core/bytes.js";
 import type { BlockDevice, Extent } from "../core/block-device.js";
 import { getKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/kernel.js";
-import type { ProgressCallback } from "./progress.js";
+import { progressReporter, throwIfAborted, type OperationOptions } from "../core/abort.js";
 
 /** Options of {@link compareImages}. */
-export interface CompareOptions {
+export interface CompareOptions extends OperationOptions {
   /** Also fail on different sizes or allocation status (`-s`). */
   strict?: boolean;
   kernel?: Kernel;
@@ -22,7 +23,6 @@ export interface CompareOptions {
    * Node's `Buffer.equals`). The byte-by-byte search then only runs on chunks that differ.
    */
   equal?: (a: Uint8Array, b: Uint8Array) => boolean;
-  onProgress?: ProgressCallback;
 }
 
 /**
@@ -63,22 +63,11 @@ function statusBits(e: Extent, size: number): number {
     (e.present ? 16 : 0) | (e.offset + e.length >= size ? 32 : 0);
 }
 
-/** Index of the first byte where `a` and `b` differ in `[0, n)`, or `n`. */
-export function firstDifference(a: Uint8Array, b: Uint8Array, n: number): number {
-  let i = 0;
-  if ((a.byteOffset & 3) === 0 && (b.byteOffset & 3) === 0 && n >= 64) {
-    const words = n >>> 2;
-    const wa = new Int32Array(a.buffer, a.byteOffset, words);
-    const wb = new Int32Array(b.buffer, b.byteOffset, words);
-    let w = 0;
-    for (; w < words; w++) if (wa[w] !== wb[w]) break;
-    i = w * 4;
-  }
-  for (; i < n; i++) if (a[i] !== b[i]) return i;
-  return n;
-}
 
-/** Compares `a` and `b`. Never writes. */
+/**
+ * Compares `a` and `b`. Never writes. Checks `signal` between reads and rejects with its
+ * reason; progress runs from 0 to the larger size.
+ */
 export async function compareImages(a: BlockDevice, b: BlockDevice, options: CompareOptions = {}): Promise<CompareResult> {
   const kernel = options.kernel ?? getKernel();
   const chunkMax = Math.max(SECTOR, options.chunkSize ?? 2 << 20);
@@ -88,13 +77,17 @@ export async function compareImages(a: BlockDevice, b: BlockDevice, options: Com
   const total = Math.max(sizeA, sizeB);
   const sizeMismatch = sizeA !== sizeB;
   if (options.strict && sizeMismatch) return { kind: "size-mismatch" };
-  options.onProgress?.(0, total);
+  const report = progressReporter(total, options.onProgress);
+  const signal = options.signal;
+  throwIfAborted(signal);
+  report(0);
   const bufA = kernel.allocBuffer(chunkMax);
   const bufB = kernel.allocBuffer(chunkMax);
   try {
     /** Offset of the first non-zero sector of `dev` in `[offset, offset+len)`, or -1. */
     const nonZeroAt = async (dev: BlockDevice, offset: number, len: number): Promise<number> => {
       for (let pos = 0; pos < len; pos += chunkMax) {
+        throwIfAborted(signal);
         const n = Math.min(chunkMax, len - pos);
         const view = bufA.subarray(0, n);
         await dev.readInto(offset + pos, view);
@@ -120,6 +113,7 @@ export async function compareImages(a: BlockDevice, b: BlockDevice, options: Com
         } else if (ea.present === eb.present) {
           if (ea.present) {
             for (let pos = 0; pos < chunk; pos += chunkMax) {
+              throwIfAborted(signal);
               const n = Math.min(chunkMax, chunk - pos);
               const va = bufA.subarray(0, n);
               const vb = bufB.subarray(0, n);
@@ -136,7 +130,8 @@ export async function compareImages(a: BlockDevice, b: BlockDevice, options: Com
           if (at >= 0) return { kind: "content-mismatch", offset: at, sizeMismatch: false };
         }
         offset += chunk;
-        options.onProgress?.(offset, total);
+        throwIfAborted(signal);
+        report(offset);
       }
     }
     if (sizeMismatch) {
@@ -146,12 +141,16 @@ export async function compareImages(a: BlockDevice, b: BlockDevice, options: Com
           const at = await nonZeroAt(over, e.offset, e.length);
           if (at >= 0) return { kind: "content-mismatch", offset: at, sizeMismatch };
         }
-        options.onProgress?.(e.offset + e.length, total);
+        throwIfAborted(signal);
+        report(e.offset + e.length);
       }
     }
+    report(total);
     return { kind: "identical", sizeMismatch };
   } finally {
     kernel.freeBuffer(bufA);
     kernel.freeBuffer(bufB);
   }
 }
+
+export { firstDifference };

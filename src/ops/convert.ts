@@ -4,13 +4,14 @@
  * sparse, and a bounded pipeline keeps reads and writes in flight together.
  * @module
  */
+import { abortReason, progressReporter, type OperationOptions } from "../core/abort.js";
 import type { BlockDevice, Extent } from "../core/block-device.js";
+import { UnsupportedFeatureError } from "../errors.js";
 import { getKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/kernel.js";
-import type { ProgressCallback } from "./progress.js";
 
 /** Options of {@link convertImage}. */
-export interface ConvertOptions {
+export interface ConvertOptions extends OperationOptions {
   /** The kernel that scans for zeros and supplies buffers. Default: the process-wide one. */
   kernel?: Kernel;
   /**
@@ -18,7 +19,10 @@ export interface ConvertOptions {
    * data are not written. 0 writes every allocated byte. Default 4096.
    */
   sparseSize?: number;
-  /** Write whole target units compressed (`-c`). Needs `alignment` set to the target's unit. */
+  /**
+   * Write whole target units compressed (`-c`): the target's `compressionUnit` capability sets
+   * the unit. Rejects with `ERR_UNSUPPORTED_FEATURE` when the target cannot compress.
+   */
   compress?: boolean;
   /**
    * The target reads as zeros everywhere before the copy (a fresh image without a backing
@@ -30,18 +34,21 @@ export interface ConvertOptions {
    * its backing chain are left to the target's own backing file.
    */
   skipBacking?: boolean;
-  /** Target allocation unit: compressed writes cover whole units of it. Default 65536. */
+  /**
+   * Unit compressed writes cover. Default: the target's `compressionUnit` capability. Only a
+   * test or a special target needs to set it.
+   */
   alignment?: number;
   /** Bytes read per request. Default 2 MiB (rounded down to a multiple of `alignment`). */
   chunkSize?: number;
   /** Requests in flight (buffers in use). Default 2: one read ahead while the other is written. */
   parallel?: number;
   /**
-   * Issue writes in guest order (default true), so formats that allocate on write lay the
-   * target out sequentially; the writes still complete concurrently and reads run ahead.
+   * Issue writes in guest order, so formats that allocate on write lay the target out
+   * sequentially; the writes still complete concurrently and reads run ahead. Default: the
+   * target's `allocatesOnWrite` capability (no order to keep on raw).
    */
   inOrder?: boolean;
-  onProgress?: ProgressCallback;
 }
 
 /** What {@link convertImage} did, in bytes of the virtual disk. */
@@ -106,7 +113,9 @@ function classify(e: Extent, skipBacking: boolean): ItemKind {
  * Copies the guest contents of `source` into `target` (whose size must be at least the
  * source's) and flushes the target once at the end. Bytes the target already reads correctly
  * are skipped per the options. Rejects with the first error of any read or write; requests
- * already in flight are awaited first.
+ * already in flight are awaited first. When `signal` aborts, no new request starts, those in
+ * flight finish, the target is flushed (a partly converted target opens and checks clean) and
+ * the promise rejects with the signal's reason. Progress runs from 0 to the source size.
  */
 export async function convertImage(
   source: BlockDevice,
@@ -120,26 +129,40 @@ export async function convertImage(
   const kernel = options.kernel ?? getKernel();
   const sparse = options.sparseSize ?? 4096;
   if (!Number.isSafeInteger(sparse) || sparse < 0) throw new RangeError(`Invalid sparse size ${sparse}`);
-  const align = Math.max(1, options.alignment ?? 65536);
+  const caps = target.capabilities;
   const compress = !!options.compress;
+  if (compress && !caps.compress) {
+    throw new UnsupportedFeatureError(`Compression not supported for this file format (${target.format})`, {
+      format: target.format,
+    });
+  }
+  const align = Math.max(1, options.alignment ?? (compress ? caps.compressionUnit : caps.allocationUnit));
+  const signal = options.signal;
   const unitAlign = compress ? align : 1;
   let chunk = Math.max(options.chunkSize ?? 2 << 20, align);
   chunk -= chunk % align;
   const parallel = Math.max(1, options.parallel ?? 2);
-  const inOrder = options.inOrder ?? true;
+  const inOrder = options.inOrder ?? caps.allocatesOnWrite;
   const zeroTarget = !!options.targetIsZero;
   const stats: ConvertStats = { dataBytes: 0, zeroedBytes: 0, skippedBytes: 0, readBytes: 0 };
   let done = 0;
+  const report = progressReporter(size, options.onProgress);
   const progress = (n: number): void => {
     done += n;
-    options.onProgress?.(done, size);
+    report(done);
   };
-  options.onProgress?.(0, size);
+  report(0);
+  let aborted = false;
+  const onAbort = (): void => {
+    aborted = true;
+    failure ??= { error: abortReason(signal!) };
+  };
 
   const pool: Uint8Array[] = [];
   const allBuffers: Uint8Array[] = [];
   const inflight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
+  if (signal?.aborted) throw abortReason(signal);
   // In order, a task issues its writes only once the previous task has issued its own: the
   // target sees (and allocates for) writes in guest order, while they complete in any order,
   // as qemu-img's in-order mode does. Reads always run ahead.
@@ -252,6 +275,7 @@ export async function convertImage(
     }
   };
 
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
     for await (const item of plan(source, size, unitAlign, !!options.skipBacking)) {
       if (failure) break;
@@ -287,8 +311,15 @@ export async function convertImage(
     failure ??= { error: e };
   }
   await Promise.allSettled([...inflight]);
+  signal?.removeEventListener("abort", onAbort);
   for (const b of allBuffers) kernel.freeBuffer(b);
+  if (aborted) {
+    // What was written stays valid: make it durable, then report the abort.
+    await target.flush();
+    throw failure!.error;
+  }
   if (failure) throw failure.error;
   await target.flush();
+  report(size);
   return stats;
 }

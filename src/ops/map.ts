@@ -2,7 +2,16 @@
  * The allocation map of a virtual disk (`vdisk map`) as qemu-img's map records.
  * @module
  */
+import { throwIfAborted, type OperationOptions } from "../core/abort.js";
 import type { BlockDevice } from "../core/block-device.js";
+
+/** Options of {@link mapImage}. */
+export interface MapOptions extends OperationOptions {
+  /** Guest offset to start at. Default 0. */
+  start?: number;
+  /** Bytes to map. Default: to the end of the disk. */
+  length?: number;
+}
 
 /** One record with `qemu-img map --output=json` meanings. */
 export interface MapEntry {
@@ -21,11 +30,24 @@ export interface MapEntry {
 
 /**
  * The records of `[start, start+length)` in order, adjacent records with the same status and
- * contiguous host offsets merged, as qemu-img does.
+ * contiguous host offsets merged, as qemu-img does (`qemu-img map --output=json` fields, with
+ * `start`/`length`/`offset` in bytes). Progress counts mapped bytes; `signal` is checked
+ * between records. `mapImage(device, start, length)` is the form of earlier versions.
  */
-export async function* mapImage(device: BlockDevice, start = 0, length = device.size - start): AsyncGenerator<MapEntry> {
+export async function* mapImage(
+  device: BlockDevice,
+  options: MapOptions | number = {},
+  legacyLength?: number,
+): AsyncGenerator<MapEntry> {
+  const opts: MapOptions = typeof options === "number" ? { start: options, length: legacyLength } : options;
+  const start = opts.start ?? 0;
+  const length = opts.length ?? device.size - start;
+  throwIfAborted(opts.signal);
   if (length <= 0) return;
+  opts.onProgress?.({ done: 0, total: length });
   for await (const e of device.extents(start, length)) {
+    throwIfAborted(opts.signal);
+    opts.onProgress?.({ done: e.offset + e.length - start, total: length });
     const entry: MapEntry = {
       start: e.offset,
       length: e.length,

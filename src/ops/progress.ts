@@ -1,7 +1,16 @@
 /**
- * Progress reporting shared by the long-running operations.
+ * Progress reporting and cancellation shared by the long-running operations.
  * @module
  */
+export {
+  abortReason,
+  progressReporter,
+  throwIfAborted,
+  type OperationOptions,
+  type Progress,
+  type ProgressListener,
+} from "../core/abort.js";
+import type { ProgressListener } from "../core/abort.js";
 
-/** Called as an operation advances: `done` of `total` bytes (of the virtual disk) handled. */
-export type ProgressCallback = (done: number, total: number) => void;
+/** @deprecated Use {@link ProgressListener}: the operations call it with `{ done, total }`. */
+export type ProgressCallback = ProgressListener;

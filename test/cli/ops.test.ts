@@ -116,7 +116,7 @@ describe("convertImage()", () => {
     const src = await rawWith(2 * MiB, (b) => b.fill(3));
     const target = await createImage(new MemoryBackend(), { format: "raw", size: 2 * MiB });
     const seen: number[] = [];
-    await convertImage(src, target, { kernel: tsKernel, chunkSize: 256 * 1024, onProgress: (d, t) => seen.push(d / t) });
+    await convertImage(src, target, { kernel: tsKernel, chunkSize: 256 * 1024, onProgress: ({ done, total }) => seen.push(done / total) });
     expect(seen[0]).toBe(0);
     expect(seen[seen.length - 1]).toBe(1);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);

@@ -430,7 +430,7 @@ describe("rebase is crash safe: a cut anywhere leaves an image that checks clean
         expectSameBytes(await re.read(0, SIZE), expected, `contents after a crash at mutation ${cut} of ${n}`);
         const chk = await re.check();
         expect(chk.corruptions, `corruptions after a crash at mutation ${cut}`).toBe(0);
-        sawNew ||= re.instance.backing?.name === target;
+        sawNew ||= re.backingFile?.name === target;
         await re.close();
       }
       expect(sawNew).toBe(true);

@@ -7,8 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import type { IoBackend, OpenFileRequest } from "../../src/io/backend.js";
-import { amendFvdImage } from "../../src/formats/fvd/amend.js";
-import { flattenFvdImage } from "../../src/formats/fvd/flatten.js";
+import { amendImage } from "../../src/ops/amend.js";
+import { rebaseImage } from "../../src/ops/rebase.js";
 import { diffAt, fillPattern, seeded } from "./gow-fvd-helpers.js";
 
 const KiB = 1024;
@@ -207,9 +207,9 @@ describe("fvd base-image operations", () => {
       const expected = new Uint8Array(2 * MiB);
       expected.set(baseData);
       expected.fill(0xee, 300 * KiB, 300 * KiB + 1000);
-      let last = 0;
-      await flattenFvdImage(img, { onProgress: (d) => (last = d) });
-      expect(last).toBe(MiB);
+      let last = { done: 0, total: -1 };
+      await rebaseImage(img, undefined, { onProgress: (p) => (last = p) });
+      expect(last).toEqual({ done: 2 * MiB, total: 2 * MiB });
       expect(diffAt(await img.read(0, 2 * MiB), expected)).toBe(-1);
       await img.close();
       const v = new DataView(mem.bytes().buffer, mem.bytes().byteOffset);
@@ -267,9 +267,9 @@ describe("fvd header operations", () => {
   it("amend edits qemu-img update's attributes and refuses unknown ones", async () => {
     const mem = new MemoryBackend();
     const img = await createImage(mem, { format: "fvd", size: MiB, options: "compact_image=on,storage_grow_unit=1M" });
-    await amendFvdImage(img, "copy_on_read=on,prefetch_start_delay=30,max_num_outstanding_prefetch_writes=4,prefetch_over_threshold_throttle_time=5,base_img=other.raw,size=2M");
-    await expect(amendFvdImage(img, "bogus=1")).rejects.toMatchObject({ code: "ERR_INVALID_OPTION", message: /unknown attribute 'bogus'/ });
-    await expect(amendFvdImage(img, { bytes_per_prefetch: "100" })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    await amendImage(img, "copy_on_read=on,prefetch_start_delay=30,max_num_outstanding_prefetch_writes=4,prefetch_over_threshold_throttle_time=5,base_img=other.raw,size=2M");
+    await expect(amendImage(img, "bogus=1")).rejects.toMatchObject({ code: "ERR_INVALID_OPTION", message: /unknown attribute 'bogus'/ });
+    await expect(amendImage(img, [["bytes_per_prefetch", "100"]])).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
     expect(img.size).toBe(2 * MiB);
     await img.close();
     const v = new DataView(mem.bytes().buffer, mem.bytes().byteOffset);

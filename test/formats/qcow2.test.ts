@@ -83,7 +83,7 @@ describe("qcow2 life cycle against an in-memory model", () => {
         } else if (kind < 0.85) {
           // Discard reads back as zeros on images without a backing file.
           await img.discard(off, len);
-          const unit = img.instance.allocationUnit;
+          const unit = img.capabilities.allocationUnit;
           const s = Math.ceil(off / unit) * unit;
           const e = off + len === model.length ? model.length : Math.floor((off + len) / unit) * unit;
           if (e > s) {
@@ -94,7 +94,7 @@ describe("qcow2 life cycle against an in-memory model", () => {
             if (e2 > s2) model.fill(0, s2, e2);
           }
         } else {
-          const unit = img.instance.compressionUnit ?? img.instance.allocationUnit;
+          const unit = img.capabilities.compressionUnit || img.capabilities.allocationUnit;
           const o = Math.floor(off / unit) * unit;
           const l = Math.min(model.length - o, unit * (1 + Math.floor(r() * 3)));
           const d = fill(l, r);

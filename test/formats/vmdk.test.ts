@@ -373,7 +373,7 @@ describe("vmdk parent disks", () => {
     await top.close();
     const again = await dir.openImage("top.vmdk");
     await expectContents(again, model);
-    expect(again.instance.backing).toEqual({ name: "base.vmdk", format: "vmdk" });
+    expect(again.backingFile).toEqual({ name: "base.vmdk", format: "vmdk" });
     const d = (await again.info()).formatSpecific!.data;
     expect(d["parent-cid"]).toBe(parseInt(baseCid, 16));
     await again.close();

@@ -77,7 +77,7 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
   const fault = FaultBackend.over(base);
   const img = await openImageOn(fault, { format: o.format });
   const size = img.size;
-  const unit = img.instance.compressionUnit ?? img.instance.allocationUnit;
+  const unit = img.capabilities.compressionUnit || img.capabilities.allocationUnit;
   const model = new Uint8Array(size);
   const ops = o.ops ?? ["write", "zero", "discard"];
   const maxLen = o.maxLength ?? 3 * 65536;

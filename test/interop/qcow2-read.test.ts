@@ -98,7 +98,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images made by qemu read through vdisk", () =
     const got = await readAll(top);
     expect(Buffer.compare(Buffer.from(got), Buffer.from(expected))).toBe(0);
     const img = await openImage(top, { readOnly: true, backing: "any" });
-    expect(img.instance.backing).toEqual({ name: "chain-mid.qcow2", format: "qcow2" });
+    expect(img.backingFile).toEqual({ name: "chain-mid.qcow2", format: "qcow2" });
     await img.close();
   });
 

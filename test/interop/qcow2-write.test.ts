@@ -84,7 +84,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
       const f = t.path(`w-${opts.replace(/[=,]/g, "_") || "default"}.qcow2`);
       const img = await createImage(f, { format: "qcow2", size: SIZE, options: opts });
       const model = new Uint8Array(SIZE);
-      const unit = img.instance.compressionUnit ?? img.instance.allocationUnit;
+      const unit = img.capabilities.compressionUnit || img.capabilities.allocationUnit;
       for (let i = 0; i < 40; i++) {
         const off = Math.floor(r() * SIZE);
         const len = Math.min(SIZE - off, 1 + Math.floor(r() * 200000));

@@ -190,7 +190,7 @@ describe.skipIf(!HAVE_QEMU)("vmdk: qemu-made images read by vdisk", () => {
     await vdiskToRaw(top, t.path("chain.vdisk.raw"));
     expect(qemuCompare(t.path("chain.vdisk.raw"), "raw", t.path("chain.qemu.raw"), "raw")).toBe(0);
     const dev = await openImage(top, { readOnly: true, backing: "same-dir" });
-    expect(dev.instance.backing).toEqual({ name: "chain-base.vmdk", format: "vmdk" });
+    expect(dev.backingFile).toEqual({ name: "chain-base.vmdk", format: "vmdk" });
     expect((await dev.info()).formatSpecific).toEqual(qemuInfo(top)["format-specific"]);
     await dev.close();
   });
@@ -234,7 +234,7 @@ describe.skipIf(!HAVE_QEMU)("vmdk: vdisk-made images checked by qemu-img", () =>
       const path = t.path(`c-${opts.slice(10)}-${compress}.vmdk`);
       const src = await openImage(t.path("c.model"), { format: "raw", readOnly: true });
       const dst = await createImage(path, { format: "vmdk", size, options: opts, backing: "same-dir" });
-      await convertImage(src, dst, { compress, alignment: dst.instance.allocationUnit, targetIsZero: true });
+      await convertImage(src, dst, { compress, targetIsZero: true });
       await dst.close();
       await src.close();
       expect(qemuImgStatus("check", path).status).toBe(0);

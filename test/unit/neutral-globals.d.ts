@@ -28,6 +28,19 @@ declare global {
     now(): number;
   };
 
+  /** DOM's AbortSignal, as the operations read it (Node ≥ 15, Deno, browsers). */
+  interface AbortSignal {
+    readonly aborted: boolean;
+    readonly reason: any;
+    addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+    removeEventListener(type: "abort", listener: () => void): void;
+  }
+
+  /** WebIDL's DOMException (Node ≥ 17, Deno, browsers): the default abort reason. */
+  class DOMException extends Error {
+    constructor(message?: string, name?: string);
+  }
+
   /** WebCrypto, only the random source. */
   var crypto: {
     getRandomValues<T extends ArrayBufferView | null>(array: T): T;

@@ -3,13 +3,14 @@
  * then empties the image when it was committed into its immediate backing file.
  * @module
  */
-import type { ImageDevice } from "../../core/image-device.js";
+import type { BlockDevice } from "../../core/block-device.js";
 import { backingChain, commitImage } from "../../ops/commit.js";
 import { optFlag, optString, parseArgs } from "../args.js";
 import { HELP_OPTION, UNSUPPORTED_OPTIONS, rejectUnsupported } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { combineBackingPath, openCliImage } from "../open-image.js";
+import { interruptible } from "../interrupt.js";
 import { progressPrinter } from "../progress.js";
 
 const SPECS = [
@@ -46,11 +47,12 @@ function absolutePath(path: string): string {
  * layer above it, or the same file once both are taken relative to that layer's directory
  * (compared as absolute paths, without resolving symbolic links).
  */
-function findLayer(chain: readonly ImageDevice[], base: string): number {
+function findLayer(chain: readonly BlockDevice[], base: string): number {
   for (let i = 1; i < chain.length; i++) {
     const above = chain[i - 1];
-    if (above.instance.backing?.name === base) return i;
-    if (absolutePath(combineBackingPath(above.name, base)) === absolutePath(chain[i].name)) return i;
+    if (above.backingFile?.name === base) return i;
+    const aboveName = above.name ?? "";
+    if (absolutePath(combineBackingPath(aboveName, base)) === absolutePath(chain[i].name ?? "")) return i;
   }
   return -1;
 }
@@ -101,13 +103,16 @@ its contents, while those images may no longer read as they did.
         if (depth < 0) throw new CliError(`Did not find '${base}' in the backing chain of '${path}'`);
       }
       try {
-        await commitImage(device, {
-          baseDepth: depth,
-          // qemu-img: -b implies -d (the image must keep its contents over the changed chain).
-          keepData: optFlag(args, "drop") || base !== undefined,
-          onProgress: progress.update,
-          openWritable: async (layer) => (await openCliImage(layer.name, { format: layer.format, warn: ctx.warn })).device,
-        });
+        await interruptible(progress, (signal) =>
+          commitImage(device, {
+            baseDepth: depth,
+            // qemu-img: -b implies -d (the image must keep its contents over the changed chain).
+            keepData: optFlag(args, "drop") || base !== undefined,
+            signal,
+            onProgress: progress.update,
+            openWritable: async (layer) => (await openCliImage(layer.name ?? "", { format: layer.format, warn: ctx.warn })).device,
+          }),
+        );
       } catch (e) {
         throw new CliError(errorText(e), 1, { cause: e });
       }

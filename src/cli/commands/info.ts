@@ -2,8 +2,7 @@
  * `vdisk info`: what an image is (qemu-img info).
  * @module
  */
-import { ImageDevice } from "../../core/image-device.js";
-import { imageInfo, type ImageInfo } from "../../ops/info.js";
+import { describeImage, type ImageInfo } from "../../ops/info.js";
 import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
@@ -27,11 +26,9 @@ const MAX_CHAIN = 64;
 async function describe(path: string, format: string | undefined): Promise<ImageInfo> {
   const { device, files } = await openCliImage(path, { format, readOnly: true, noBacking: true });
   return closingAfter(() => [device], async () => {
-    const backing = device instanceof ImageDevice ? device.instance.backing : undefined;
-    return imageInfo(device, {
+    return describeImage(device, {
       filename: path,
       actualSize: await allocatedSizeOf(files.get(path)),
-      backing,
       resolveBacking: (name) => combineBackingPath(path, name),
     });
   });

@@ -6,12 +6,13 @@
  */
 import type { BackingReference } from "../../core/format.js";
 import { findDriver } from "../../formats/registry.js";
-import { canRebase, rebaseImage } from "../../ops/rebase.js";
+import { canRebase, rebaseImage, whyNoRebase } from "../../ops/rebase.js";
 import { optFlag, optString, parseArgs } from "../args.js";
-import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, rejectUnsupported } from "../common.js";
+import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, rejectUnsupported } from "../common.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, UsageError, errorText } from "../errors.js";
 import { combineBackingPath, openCliImage, type CliImage } from "../open-image.js";
+import { interruptible } from "../interrupt.js";
 import { progressPrinter } from "../progress.js";
 
 const SPECS = [
@@ -82,8 +83,7 @@ file. Unsafe mode (-u) only changes the name: use it when the file was moved or 
       }
       const device = image.device;
       if (!canRebase(device, ref, unsafe)) {
-        if (device.format === "fvd") throw cannotChange("fvd images can only be flattened (a safe rebase with -b \"\")");
-        throw cannotChange("Operation not supported");
+        throw cannotChange(device.capabilities.flatten ? whyNoRebase(device) : "Operation not supported");
       }
       if (ref && !unsafe) {
         const newPath = combineBackingPath(path, ref.name);
@@ -94,12 +94,14 @@ file. Unsafe mode (-u) only changes the name: use it when the file was moved or 
         }
       }
       try {
-        await rebaseImage(device, ref, {
-          unsafe,
-          newBacking: newBacking?.device,
-          kernel: await cliKernel(),
-          onProgress: progress.update,
-        });
+        await interruptible(progress, (signal) =>
+          rebaseImage(device, ref, {
+            unsafe,
+            newBacking: newBacking?.device,
+            signal,
+            onProgress: progress.update,
+          }),
+        );
       } catch (e) {
         throw new CliError(errorText(e), 1, { cause: e });
       }

@@ -8,11 +8,11 @@
  * read-write the flag on disk stays 0, so a crash still replays the journal).
  * @module
  */
-import type { ImageDevice } from "../../core/image-device.js";
-import { parseSize, splitOptionString } from "../../core/options.js";
+import type { AmendContext, CreateOptionSpec } from "../../core/format.js";
+import { parseSize } from "../../core/options.js";
 import { ImageError } from "../../errors.js";
 import { fvdField } from "./header.js";
-import { FvdInstance } from "./instance.js";
+import type { FvdInstance } from "./instance.js";
 import type { FvdHeaderField } from "./layout.js";
 
 /** How one attribute is checked and stored. */
@@ -51,30 +51,30 @@ function invalid(message: string): ImageError {
   return new ImageError("ERR_INVALID_OPTION", `Cannot amend fvd image: ${message}`, { format: "fvd" });
 }
 
-/** The open FVD instance behind `image`, or an `ERR_UNSUPPORTED_FEATURE` error. */
-export function fvdInstanceOf(image: ImageDevice, action: string): FvdInstance {
-  if (!(image.instance instanceof FvdInstance)) {
-    throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Cannot ${action}: ${image.name} is a ${image.format} image, not fvd`, {
-      format: image.format,
-    });
-  }
-  return image.instance;
-}
+const FVD_OPTION_TYPES: Record<AmendRule["kind"], CreateOptionSpec["type"]> = {
+  size: "size",
+  name: "string",
+  bool: "bool",
+  int32: "number",
+  int64: "number",
+};
+
+/** The attributes as amend options (`amend -o help`), sorted by name. */
+export const FVD_AMEND_OPTIONS: readonly CreateOptionSpec[] = Object.entries(FVD_AMEND_RULES)
+  .map(([name, rule]): CreateOptionSpec => ({ name, type: FVD_OPTION_TYPES[rule.kind], help: `FVD header attribute ${name}` }))
+  .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
 /**
- * Applies `options` (`"key=val,key=val"`, an object, or pairs) to the header of the FVD image
- * open read-write in `image`. Every value is checked before anything is written; an unknown
- * attribute is `ERR_INVALID_OPTION` naming the valid ones. Header-only changes (`base_img`,
- * `data_file`) take effect at the next open.
+ * Applies `pairs` to the header of the FVD image `inst` (open read-write; the engine checked).
+ * Every value is checked before anything is written; an unknown attribute is
+ * `ERR_INVALID_OPTION` naming the valid ones. Header-only changes (`base_img`, `data_file`) take
+ * effect at the next open.
  */
-export async function amendFvdImage(
-  image: ImageDevice,
-  options: string | Readonly<Record<string, string>> | ReadonlyArray<readonly [string, string]>,
+export async function amendFvd(
+  inst: FvdInstance,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  ctx: AmendContext,
 ): Promise<void> {
-  const inst = fvdInstanceOf(image, "amend");
-  if (image.readOnly) throw new ImageError("ERR_READ_ONLY", `Cannot amend ${image.name}: it is open read-only`, { format: "fvd" });
-  const pairs: ReadonlyArray<readonly [string, string]> =
-    typeof options === "string" ? splitOptionString(options) : Array.isArray(options) ? options : Object.entries(options);
   const changes: Array<[AmendRule, string, number | string]> = [];
   for (const [key, value] of pairs) {
     const rule = FVD_AMEND_RULES[key];
@@ -112,9 +112,9 @@ export async function amendFvdImage(
       }
     }
   }
-  await image.flush();
+  await ctx.flush();
   for (const [rule, key, v] of changes) {
-    if (rule.kind === "size") await image.resize(v as number);
+    if (rule.kind === "size") await ctx.resize(v as number);
     else if (key === "clean_shutdown") inst.setCleanOnClose(v === 1);
     else (inst.header as Record<string, number | string>)[rule.field!] = v;
   }

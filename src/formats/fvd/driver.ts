@@ -3,6 +3,7 @@
  * table, journal replay, clean-shutdown flag), create.
  * @module
  */
+import { FVD_AMEND_OPTIONS } from "./amend.js";
 import type { FormatDriver, FormatInstance, OpenContext, ProbeInput } from "../../core/format.js";
 import { ImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
@@ -150,6 +151,7 @@ function probeFvd(input: ProbeInput): number {
 export const fvdDriver: FormatDriver = {
   name: "fvd",
   createOptions: FVD_CREATE_OPTIONS,
+  amendOptions: FVD_AMEND_OPTIONS,
   supportsBacking: true,
   probe: probeFvd,
   open: openFvd,

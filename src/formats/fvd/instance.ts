@@ -9,7 +9,15 @@
  * lost, and a journal record never points at data that is not on disk.
  * @module
  */
-import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
+import type {
+  AmendContext,
+  BackingReference,
+  CheckResult,
+  FormatInfo,
+  FormatInstance,
+  RepairMode,
+} from "../../core/format.js";
+import { FVD_AMEND_OPTIONS, amendFvd } from "./amend.js";
 import type { Allocation, Mapping } from "../../core/mapping.js";
 import { CorruptImageError, ImageError, UnsupportedFeatureError, formatBytes } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
@@ -289,6 +297,45 @@ export class FvdInstance implements FormatInstance {
     }
     this.pending.push(...sectors);
     for (let k = 0; k < count; k++) this.pendingChunks.push(first + k);
+  }
+
+  /**
+   * Zeroes whole blocks that still read through to the base image by marking them as living in
+   * the image, where the image's own storage already reads zeros there (no data written: what a
+   * flatten does with the base's zero blocks). Returns 0 elsewhere: the engine writes zeros.
+   */
+  async zeroRange(offset: number, length: number): Promise<number> {
+    const bm = this.bitmap;
+    if (!bm || offset >= bm.baseSize || offset % bm.blockSize !== 0) return 0;
+    const b = Math.floor(offset / bm.blockSize);
+    if (bm.isSet(b)) return 0;
+    const limit = Math.min(bm.blocks, Math.ceil((offset + length) / bm.blockSize));
+    const runEnd = bm.runEnd(b, limit, this.kernel);
+    const end = Math.min(offset + length, runEnd * bm.blockSize, this.size);
+    if (end <= offset || !(await this.localReadsZero(offset, end))) return 0;
+    await this.markInImage(offset, end);
+    return end - offset;
+  }
+
+  /** FVD records no changeable base name here: only a flatten (see {@link setBacking}). */
+  readonly backingUpdate = "flatten";
+  readonly amendOptions = FVD_AMEND_OPTIONS;
+
+  /** `qemu-img update`'s attributes (see amend.ts). */
+  amend(pairs: ReadonlyArray<readonly [string, string]>, ctx: AmendContext): Promise<void> {
+    return amendFvd(this, pairs, ctx);
+  }
+
+  /**
+   * Ends a flatten (`ref` undefined, after the engine copied every block the base still held):
+   * sets `all_data_in_fvd_img`. A new base name is set with amend `base_img=`, not here.
+   */
+  async setBacking(ref: BackingReference | undefined): Promise<void> {
+    if (ref !== undefined) {
+      throw new UnsupportedFeatureError("fvd images can only be flattened (a safe rebase with -b \"\")", { format: "fvd" });
+    }
+    await this.flush();
+    await this.finishFlatten();
   }
 
   /** Marks `[start, end)` as living in the image without writing data (zero blocks of a flatten). */

@@ -6,13 +6,12 @@
  * need rewriting metadata vdisk does not rewrite in place).
  * @module
  */
-import type { CreateOptionSpec } from "../../core/format.js";
-import type { ImageDevice } from "../../core/image-device.js";
-import { parseSize, splitOptionString } from "../../core/options.js";
+import type { AmendContext, CreateOptionSpec } from "../../core/format.js";
+import { parseSize } from "../../core/options.js";
 import { ImageError, type ImageErrorCode } from "../../errors.js";
 import { QCOW2_CREATE_OPTIONS } from "./create.js";
 import { qcow2U64Bytes } from "./header.js";
-import { Qcow2Instance } from "./instance.js";
+import type { Qcow2Instance } from "./instance.js";
 import { QCOW2_COMPAT_LAZY_REFCOUNTS, QCOW2_HEADER_FIELDS } from "./layout.js";
 
 /** An amend error with qemu-img's second line (`hint`) when it prints one. */
@@ -49,17 +48,14 @@ function parseBool(name: string, text: string): boolean {
 }
 
 /**
- * Applies `options` (`"key=val,…"` or pairs) to the qcow2 image open read-write in `image`.
- * Every option is checked before anything changes. Throws {@link Qcow2AmendError}.
+ * Applies `pairs` to the qcow2 image `inst` (open read-write; the engine checked that). Every
+ * option is checked before anything changes. Throws {@link Qcow2AmendError}.
  */
-export async function amendQcow2Image(
-  image: ImageDevice,
-  options: string | ReadonlyArray<readonly [string, string]>,
+export async function amendQcow2(
+  inst: Qcow2Instance,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  ctx: AmendContext,
 ): Promise<void> {
-  const inst = image.instance;
-  if (!(inst instanceof Qcow2Instance)) throw unsupported(`Cannot amend ${image.name}: it is a ${image.format} image, not qcow2`);
-  if (image.readOnly) throw new ImageError("ERR_READ_ONLY", `Cannot amend ${image.name}: it is open read-only`, { format: "qcow2" });
-  const pairs = typeof options === "string" ? splitOptionString(options) : options;
   const h = inst.header;
   const v = new Map<string, string>();
   for (const [key, value] of pairs) {
@@ -122,12 +118,12 @@ export async function amendQcow2Image(
 
   if (lazy !== undefined && lazy !== inst.lazyRefcounts) {
     // Clean first: the dirty bit only means something while lazy refcounts are on.
-    await image.flush();
+    await ctx.flush();
     const bits = lazy ? h.compatibleFeatures | QCOW2_COMPAT_LAZY_REFCOUNTS : h.compatibleFeatures & ~QCOW2_COMPAT_LAZY_REFCOUNTS;
     await inst.file.write(COMPAT_AT, qcow2U64Bytes(bits));
     await inst.file.flush();
     h.compatibleFeatures = bits;
   }
-  if (size !== undefined && size !== image.size) await image.resize(size);
-  await image.flush();
+  if (size !== undefined && size !== inst.size) await ctx.resize(size);
+  await ctx.flush();
 }

@@ -26,6 +26,7 @@ import {
 } from "./layout.js";
 import { Qcow2Refcounts } from "./refcounts.js";
 import { readQcow2Snapshots, type Qcow2Snapshot } from "./snapshots.js";
+import { QCOW2_AMEND_OPTIONS } from "./amend.js";
 
 /**
  * Opens a qcow2 image. Driver options: `repair=on` allows a writable open of an image marked
@@ -211,6 +212,7 @@ async function preallocateMetadata(inst: Qcow2Instance): Promise<void> {
 export const qcow2Driver: FormatDriver = {
   name: "qcow2",
   createOptions: QCOW2_CREATE_OPTIONS,
+  amendOptions: QCOW2_AMEND_OPTIONS,
   supportsBacking: true,
   probe(input: ProbeInput): number {
     const h = input.head;

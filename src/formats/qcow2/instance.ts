@@ -3,7 +3,15 @@
  * zero/discard, compressed clusters, feature-bit bookkeeping (dirty, corrupt, autoclear).
  * @module
  */
-import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
+import type {
+  AmendContext,
+  BackingReference,
+  CheckResult,
+  FormatInfo,
+  FormatInstance,
+  RepairMode,
+} from "../../core/format.js";
+import { QCOW2_AMEND_OPTIONS, amendQcow2 } from "./amend.js";
 import type { Allocation, DataMapping, Mapping, SpecialMapping } from "../../core/mapping.js";
 import { CorruptImageError, ImageError, isImageError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
@@ -92,6 +100,8 @@ export class Qcow2Instance implements FormatInstance {
   readonly concurrentAllocation: boolean;
   /** The backing file named by the header (changes with {@link setBacking}). */
   backing?: { name: string; format?: string };
+  readonly internalSnapshots = true;
+  readonly amendOptions = QCOW2_AMEND_OPTIONS;
   readonly file: IoBackend;
   readonly header: Qcow2Header;
   readonly map: Qcow2ClusterMap;
@@ -715,6 +725,11 @@ export class Qcow2Instance implements FormatInstance {
       Object.assign(this.header, next);
       this.backing = ref ? { name: ref.name, format: ref.format || undefined } : undefined;
     });
+  }
+
+  /** `qemu-img amend` for qcow2 (see amend.ts). */
+  amend(pairs: ReadonlyArray<readonly [string, string]>, ctx: AmendContext): Promise<void> {
+    return amendQcow2(this, pairs, ctx);
   }
 
   /**

@@ -9,6 +9,10 @@ import type { IoBackend } from "../../io/backend.js";
 class RawInstance implements FormatInstance {
   readonly format = "raw";
   readonly allocationUnit = 512;
+  /** Every offset is the file's own: writes never allocate. */
+  readonly allocatesOnWrite = false;
+  /** Any byte count, as qemu-img's raw. */
+  readonly resizeAlignment = 1;
   constructor(
     private readonly file: IoBackend,
     public size: number,
@@ -49,6 +53,7 @@ class RawInstance implements FormatInstance {
 /** The raw format driver. Probes with the lowest score so any other format wins. */
 export const rawDriver: FormatDriver = {
   name: "raw",
+  fallback: true,
   createOptions: [
     { name: "preallocation", type: "enum", values: ["off", "falloc", "full"], help: "Preallocation mode", defaultText: "off" },
   ],

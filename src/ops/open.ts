@@ -3,17 +3,17 @@
  * {@link OpenPolicy}, and the first-sector guard of probed raw images.
  * @module
  */
+import type { BlockDevice } from "../core/block-device.js";
+import type { CreateOptionValues, FormatDriver, ProbeInput } from "../core/format.js";
+import { ImageDevice } from "../core/image-device.js";
+import { parseCreateOptions, splitOptionString } from "../core/options.js";
+import { enforcePolicy, type OpenPolicy } from "../core/policy.js";
 import { ImageError, LimitExceededError, isImageError } from "../errors.js";
 import type { FileOpener, IoBackend, OpenFileRequest } from "../io/backend.js";
 import { readZeroPadded } from "../io/helpers.js";
 import { loadKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { builtinDrivers, findDriver } from "../formats/registry.js";
-import type { BlockDevice } from "./block-device.js";
-import type { CreateOptionValues, FormatDriver, ProbeInput } from "./format.js";
-import { ImageDevice } from "./image-device.js";
-import { parseCreateOptions, splitOptionString } from "./options.js";
-import { enforcePolicy, type OpenPolicy } from "./policy.js";
 
 /** Options of `openImage`. */
 export interface OpenImageOptions {
@@ -73,7 +73,7 @@ export async function readProbeInput(io: IoBackend): Promise<ProbeInput> {
   return { head, tail, fileSize, name: io.name };
 }
 
-/** The best-scoring driver for `input`; raw when no other matches. */
+/** The best-scoring driver for `input`; the fallback driver (raw) when no other matches. */
 export function probeFormat(input: ProbeInput, drivers: readonly FormatDriver[] = builtinDrivers): FormatDriver {
   let best: FormatDriver | undefined;
   let bestScore = 0;
@@ -89,7 +89,9 @@ export function probeFormat(input: ProbeInput, drivers: readonly FormatDriver[] 
       bestScore = score;
     }
   }
-  return best ?? findDriver("raw", drivers)!;
+  const fallback = best ?? drivers.find((d) => d.fallback);
+  if (!fallback) throw new ImageError("ERR_UNKNOWN_FORMAT", `No driver recognises ${input.name} and none is a fallback`);
+  return fallback;
 }
 
 function requireDriver(name: string, drivers: readonly FormatDriver[]): FormatDriver {
@@ -128,14 +130,14 @@ async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number
     const explicit = options.format !== undefined;
     const driver = explicit ? requireDriver(options.format!, drivers) : probeFormat(await readProbeInput(io), drivers);
     let guardFirstSector: ((head: Uint8Array) => void) | undefined;
-    if (!explicit && driver.name === "raw" && !readOnly) {
+    if (!explicit && driver.fallback && !readOnly) {
       warn(
         `Image format was not specified for '${io.name}' and probing guessed raw; writes to the first sector that would make it look like another format are refused. Specify -f raw to lift this.`,
       );
       guardFirstSector = (head) => {
         const input = { head, tail: new Uint8Array(0), fileSize: Number.MAX_SAFE_INTEGER, name: io.name };
         const other = probeFormat(input, drivers);
-        if (other.name !== "raw") {
+        if (!other.fallback) {
           throw new ImageError(
             "ERR_OPEN_DENIED",
             `Refusing a write to the first sector of probed raw image '${io.name}': it would make it look like ${other.name}`,

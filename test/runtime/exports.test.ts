@@ -92,6 +92,17 @@ describe("package.json exports", () => {
     // "types" is what Vite projects see; test/runtime/types.test.ts type-checks such a project.
     expect(resolveExport(["types", "import"]).types).toBe(resolveExport(["browser"]).types);
   });
+
+  it("the default entry (a bundler with no runtime condition) refuses a Blob or a path with a TypeError naming the fix", async () => {
+    const { js } = resolveExport(["import"]);
+    const neutral = (await import(pathToFileURL(join(ROOT, js)).href)) as {
+      openImage(source: unknown): Promise<unknown>;
+      createImage(target: unknown, options?: unknown): Promise<unknown>;
+    };
+    await expect(neutral.openImage(new Blob([new Uint8Array(512)]))).rejects.toThrow(TypeError);
+    await expect(neutral.openImage("disk.qcow2")).rejects.toThrow(/"browser" \(or "node"\) condition/);
+    await expect(neutral.createImage({ format: "raw", size: 512 })).rejects.toThrow(/target must be an IoBackend/);
+  });
 });
 
 // TypeScript consumers (Node, web, the prebuilt bundle) are type-checked against the packed

@@ -66,7 +66,8 @@ async function typeCheck(
 }
 
 /** A web page as README shows it: a File from an <input>, an image made in memory. */
-const WEB_PAGE = `import { openImage, createImage, BlobBackend, MemoryBackend, type BlockDevice } from "vdisk";
+const WEB_PAGE = `import { openImage, createImage, convertImage, BlobBackend, MemoryBackend } from "vdisk";
+import type { BlockDevice } from "vdisk";
 const input = document.querySelector<HTMLInputElement>("input[type=file]")!;
 input.onchange = async () => {
   const file: File = input.files![0]!;
@@ -75,6 +76,13 @@ input.onchange = async () => {
   await img.close();
   const made = await createImage({ format: "qcow2", size: 1 << 30 }); // in memory
   await made.write(0, new Uint8Array(4096));
+  const controller = new AbortController();
+  const bar = document.querySelector("progress")!;
+  const stats = await convertImage(await openImage(file), made, {
+    signal: controller.signal,
+    onProgress: ({ done, total }) => (bar.value = done / total),
+  });
+  console.log(stats.dataBytes, made.capabilities.compress);
   await made.close();
   const mem = new MemoryBackend();
   await (await createImage(mem, { format: "raw", size: 65536 })).close();
@@ -86,7 +94,8 @@ await openImage("disk.qcow2");
 `;
 
 /** A Node script as README shows it. */
-const NODE_SCRIPT = `import { openImage, createImage, NodeFileBackend, loadKernel, compileKernelModule } from "vdisk";
+const NODE_SCRIPT = `import { openImage, createImage, convertImage, NodeFileBackend } from "vdisk";
+import { loadKernel, compileKernelModule } from "vdisk";
 const img = await openImage("disk.qcow2", { readOnly: true, backing: "same-dir" });
 console.log(img.format, img.size, await img.read(0, 512));
 for await (const e of img.extents()) console.log(e.offset, e.length, e.data, e.zero);
@@ -97,6 +106,9 @@ await out.flush();
 await out.close();
 const io = await NodeFileBackend.open("disk.raw", { blocking: true });
 await (await openImage(io, { format: "raw" })).close();
+const src = await openImage("disk.qcow2", { readOnly: true });
+const dst = await createImage("disk.vhdx", { format: "vhdx", size: src.size });
+await convertImage(src, dst, { signal: AbortSignal.timeout(60_000), onProgress: (p) => console.log(p.done, p.total) });
 const kernel = await loadKernel(await compileKernelModule());
 console.log(kernel.kind, Buffer.byteLength("x"));
 `;

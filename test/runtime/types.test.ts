@@ -114,7 +114,7 @@ console.log(kernel.kind, Buffer.byteLength("x"));
 `;
 
 const WEB_LIBS = ["ES2022", "DOM", "DOM.Iterable"];
-const viaBundle = (source: string) => source.replace('from "vdisk"', 'from "vdisk/vdisk.browser.js"');
+const viaBundle = (source: string) => source.replaceAll('from "vdisk"', 'from "vdisk/vdisk.browser.js"');
 
 // Concurrent: each check is a separate tsc process.
 describe.concurrent("TypeScript consumers of the packed package", () => {

@@ -8,7 +8,7 @@ import { readIntoZeroPadded } from "../io/helpers.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { AmendCallOptions, BlockDevice, Extent, WriteZeroesOptions } from "./block-device.js";
 import type { DeviceCapabilities } from "./capabilities.js";
-import { throwIfAborted } from "./abort.js";
+import { progressReporter, throwIfAborted } from "./abort.js";
 import { firstDifference } from "./bytes.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Allocation, Mapping } from "./mapping.js";
@@ -520,7 +520,8 @@ export class ImageDevice implements BlockDevice {
     const compare = options.compareWith;
     const total = end - start;
     let written = 0;
-    options.onProgress?.({ done: 0, total });
+    const report = progressReporter(total, options.onProgress);
+    report(0);
     let pos = start;
     while (pos < end) {
       throwIfAborted(options.signal);
@@ -564,12 +565,13 @@ export class ImageDevice implements BlockDevice {
             written += n - (runStart - s);
           }
           s += n;
-          options.onProgress?.({ done: s - start, total });
+          report(s - start);
         }
       }
       pos = runEnd;
-      options.onProgress?.({ done: pos - start, total });
+      report(pos - start);
     }
+    report(total);
     return written;
   }
 

@@ -118,11 +118,13 @@ export async function compareImages(a: BlockDevice, b: BlockDevice, options: Com
               const va = bufA.subarray(0, n);
               const vb = bufB.subarray(0, n);
               await Promise.all([a.readInto(offset + pos, va), b.readInto(offset + pos, vb)]);
-              if (options.equal?.(va, vb)) continue;
-              const idx = firstDifference(va, vb, n);
-              if (idx < n) {
-                return { kind: "content-mismatch", offset: offset + pos + idx - (idx % SECTOR), sizeMismatch: false };
+              if (!options.equal?.(va, vb)) {
+                const idx = firstDifference(va, vb, n);
+                if (idx < n) {
+                  return { kind: "content-mismatch", offset: offset + pos + idx - (idx % SECTOR), sizeMismatch: false };
+                }
               }
+              report(offset + pos + n);
             }
           }
         } else {

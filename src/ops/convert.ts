@@ -41,6 +41,11 @@ export interface ConvertOptions extends OperationOptions {
   alignment?: number;
   /** Bytes read per request. Default 2 MiB (rounded down to a multiple of `alignment`). */
   chunkSize?: number;
+  /**
+   * Most bytes of the source handled per second (`convert -r`): requests wait before they start
+   * so the copy never runs ahead of this rate. Default: no limit.
+   */
+  rateLimit?: number;
   /** Requests in flight (buffers in use). Default 2: one read ahead while the other is written. */
   parallel?: number;
   /**
@@ -184,8 +189,23 @@ export async function convertImage(
       });
     inflight.add(p);
   };
-  const waitForSlot = async (): Promise<void> => {
+  const rate = options.rateLimit;
+  if (rate !== undefined && !(rate > 0)) throw new RangeError(`Invalid rate limit ${rate}`);
+  const startedAt = Date.now();
+  let admitted = 0;
+  /** Waits until the rate limit admits `bytes` more (slept in steps, so an abort is seen). */
+  const throttle = async (bytes: number): Promise<void> => {
+    if (rate === undefined) return;
+    admitted += bytes;
+    for (;;) {
+      const due = startedAt + ((admitted - bytes) / rate) * 1000 - Date.now();
+      if (due <= 0 || failure) return;
+      await new Promise<void>((r) => setTimeout(() => r(), Math.min(due, 50)));
+    }
+  };
+  const waitForSlot = async (bytes = 0): Promise<void> => {
     while (inflight.size >= parallel) await Promise.race(inflight);
+    await throttle(bytes);
   };
   const takeBuffer = (): Uint8Array => {
     const b = pool.pop();
@@ -301,7 +321,7 @@ export async function convertImage(
       let pos = item.start;
       while (pos < item.end && !failure) {
         const end = Math.min(item.end, pos + chunk);
-        await waitForSlot();
+        await waitForSlot(end - pos);
         const off = pos;
         start((turn, issued) => copyChunk(off, end - off, turn, issued));
         pos = end;

@@ -41,6 +41,10 @@ declare global {
     constructor(message?: string, name?: string);
   }
 
+  /** HTML timers (every runtime has them; the return value is opaque). */
+  function setTimeout(callback: () => void, ms?: number): unknown;
+  function clearTimeout(handle: unknown): void;
+
   /** WebCrypto, only the random source. */
   var crypto: {
     getRandomValues<T extends ArrayBufferView | null>(array: T): T;

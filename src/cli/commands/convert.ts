@@ -91,7 +91,8 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
   -t, --cache MODE          DST's cache mode: unsafe (default, as qemu-img: DST is not flushed
                             to disk; the kernel writes it back later), writeback, none,
                             writethrough or directsync (all: DST is flushed before exit)
-  -T, -U, -C, -r            accepted for qemu-img compatibility
+  -r, --rate-limit RATE     copy at most RATE bytes of SRC per second (k, M, G suffixes)
+  -T, -U, -C                accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
     const args = parseCommandArgs(this, argv, SPECS, ctx);
@@ -134,6 +135,16 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
       }
     }
     const cache = targetCache(optString(args, "cache"));
+    const rateText = optString(args, "rate");
+    let rate: number | undefined;
+    if (rateText !== undefined) {
+      try {
+        rate = parseSizeArg(rateText);
+      } catch {
+        rate = NaN;
+      }
+      if (!(rate > 0)) throw new CliError("Invalid rate limit specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+    }
     const backingFile = optString(args, "backing");
     const backingFormat = optString(args, "backing-format");
     if (backingFile !== undefined && noCreate) throw new CliError("-B makes no sense when not creating the target (-n)");
@@ -190,6 +201,7 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
             skipBacking: hasBacking && !noCreate,
             chunkSize: CHUNK,
             parallel,
+            rateLimit: rate,
             // Out of order only when asked; else the target's capability decides (raw has no
             // allocation order to keep, others get a sequential layout).
             ...(optFlag(args, "out-of-order") ? { inOrder: false } : {}),

@@ -3,7 +3,7 @@
 // beside it, each type-checked by tsc with `skipLibCheck: false` so that vdisk's own .d.ts files
 // are checked against the consumer's libraries too. One pack per run; the projects share it.
 import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -113,6 +113,22 @@ const kernel = await loadKernel(await compileKernelModule());
 console.log(kernel.kind, Buffer.byteLength("x"));
 `;
 
+/** The first fenced code block after the paragraph starting with `**title**` in README.md. */
+function readmeExample(title: string): string {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const at = readme.indexOf(`\n**${title}**`);
+  if (at < 0) throw new Error(`README.md has no **${title}** example`);
+  const block = /```(?:js|ts)\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (!block) throw new Error(`README.md's **${title}** paragraph has no code block`);
+  return `${block[1]}export {};\n`;
+}
+
+/** The page elements README's browser example uses without defining them. */
+const PAGE_ELEMENTS = `declare const input: HTMLInputElement & { files: FileList };
+declare const cancelButton: HTMLButtonElement;
+declare const bar: HTMLProgressElement;
+`;
+
 const WEB_LIBS = ["ES2022", "DOM", "DOM.Iterable"];
 const viaBundle = (source: string) => source.replaceAll('from "vdisk"', 'from "vdisk/vdisk.browser.js"');
 
@@ -122,7 +138,11 @@ describe.concurrent("TypeScript consumers of the packed package", () => {
   it(web, async () => {
     const out = await typeCheck(
       "web-bundler",
-      { "main.ts": WEB_PAGE, "bundle.ts": viaBundle(WEB_PAGE) },
+      {
+        "main.ts": WEB_PAGE,
+        "bundle.ts": viaBundle(WEB_PAGE),
+        "readme.ts": PAGE_ELEMENTS + readmeExample("Browser"),
+      },
       { module: "esnext", moduleResolution: "bundler", lib: WEB_LIBS, types: [] },
     );
     expect(out).toBe("");
@@ -137,7 +157,7 @@ await openImage(new Blob([]));
 `;
     const out = await typeCheck(
       "node-nodenext",
-      { "main.ts": source },
+      { "main.ts": source, "readme.ts": readmeExample("Node") },
       { module: "nodenext", moduleResolution: "nodenext", lib: ["ES2022"], types: ["node"] },
     );
     expect(out).toBe("");

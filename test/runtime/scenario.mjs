@@ -1,7 +1,8 @@
 // The runtime scenario: the same code runs in Node, Deno and Chromium against whatever `vdisk`
 // resolves to there, and returns a plain JSON report that the tests compare with what qemu-img
 // said about the fixtures (test/fixtures/runtime-expected.json). Plain JS on purpose: Node 20
-// runs it without a TypeScript loader. Uses only what all three runtimes share (crypto.subtle).
+// runs it without a TypeScript loader. Uses only what all three runtimes share (crypto.subtle,
+// AbortController, performance.now).
 
 /** The fixtures, in the order the scenario reads them. overlay.qcow2 has pattern.raw as backing file. */
 export const FIXTURES = ["pattern.raw", "pattern.qcow2", "overlay.qcow2"];

@@ -2,15 +2,14 @@
 // the files a user installs) unpacked into a node_modules/vdisk, and small consumer projects
 // beside it, each type-checked by tsc with `skipLibCheck: false` so that vdisk's own .d.ts files
 // are checked against the consumer's libraries too. One pack per run; the projects share it.
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { typeCheckProject } from "../helpers/type-check.js";
 import { ROOT, requireDist } from "./tools.js";
 
-const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
 let work = "";
 
 beforeAll(() => {
@@ -56,13 +55,7 @@ async function typeCheck(
     join(dir, "tsconfig.json"),
     JSON.stringify({ compilerOptions: { ...options, ...compilerOptions }, files: Object.keys(sources) }),
   );
-  try {
-    await promisify(execFile)(process.execPath, [TSC, "-p", dir, "--pretty", "false"], { encoding: "utf8" });
-    return "";
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return `${err.stdout ?? ""}${err.stderr ?? ""}`;
-  }
+  return typeCheckProject(dir);
 }
 
 /** A web page as README shows it: a File from an <input>, an image made in memory. */

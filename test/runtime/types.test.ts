@@ -2,13 +2,16 @@
 // the files a user installs) unpacked into a node_modules/vdisk, and small consumer projects
 // beside it, each type-checked by tsc with `skipLibCheck: false` so that vdisk's own .d.ts files
 // are checked against the consumer's libraries too. One pack per run; the projects share it.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { typeCheckProject } from "../helpers/type-check.js";
-import { ROOT, requireDist } from "./tools.js";
+import { ROOT, findDeno, requireDist } from "./tools.js";
+
+const deno = findDeno();
 
 let work = "";
 
@@ -170,6 +173,31 @@ await openImage(new Blob([]));
       "bundle-nodenext",
       { "main.ts": viaBundle(WEB_PAGE) },
       { module: "nodenext", moduleResolution: "nodenext", lib: WEB_LIBS, types: [] },
+    );
+    expect(out).toBe("");
+  });
+
+  it.skipIf(!deno)("a Deno project (deno check, the package in node_modules) sees the Deno surface", async () => {
+    const dir = join(work, "deno");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module", dependencies: { vdisk: "*" } }));
+    writeFileSync(
+      join(dir, "main.ts"),
+      `import { openImage, createImage, convertImage, DenoFileBackend } from "vdisk";
+const src = await openImage("disk.qcow2", { readOnly: true });
+const dst = await createImage("disk.vmdk", { format: "vmdk", size: src.size });
+await convertImage(src, dst, { onProgress: (p) => console.log(p.done, p.total) });
+await dst.close();
+await (await DenoFileBackend.open("disk.raw", { readOnly: true })).close();
+// @ts-expect-error a Blob is no image source in Deno
+await openImage(new Blob([]));
+`,
+    );
+    const env = { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
+    const args = ["check", "--no-lock", "--quiet", "--node-modules-dir=manual", "main.ts"];
+    const out = await promisify(execFile)(deno!, args, { cwd: dir, env, encoding: "utf8" }).then(
+      (r) => r.stdout + r.stderr,
+      (e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ""}${e.stderr ?? ""}`,
     );
     expect(out).toBe("");
   });

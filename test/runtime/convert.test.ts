@@ -164,7 +164,7 @@ function expectConvertReport(report: ConvertReport, expectedEntry: string, files
 
 const denoEnv = { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
 
-describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort", () => {
+describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort", { timeout: 240_000 }, () => {
   it("Node: import 'vdisk' (dist/node.js), targets are files", () => {
     const dir = mkdtempSync(join(scratch, "node-"));
     const options = { cwd: ROOT, encoding: "utf8", timeout: 120_000 } as const;

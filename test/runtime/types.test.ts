@@ -32,7 +32,7 @@ beforeAll(() => {
   // The one ambient package the Node projects name in `types`; vdisk's declarations import none.
   mkdirSync(join(work, "node_modules", "@types"));
   symlinkSync(join(ROOT, "node_modules", "@types", "node"), join(work, "node_modules", "@types", "node"), "dir");
-}, 60_000);
+}, 120_000);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
@@ -128,8 +128,8 @@ declare const bar: HTMLProgressElement;
 const WEB_LIBS = ["ES2022", "DOM", "DOM.Iterable"];
 const viaBundle = (source: string) => source.replaceAll('from "vdisk"', 'from "vdisk/vdisk.browser.js"');
 
-// Concurrent: each check is a separate tsc process.
-describe.concurrent("TypeScript consumers of the packed package", () => {
+// Concurrent: each check is a separate tsc process. A tsc run takes seconds, more on a busy machine.
+describe.concurrent("TypeScript consumers of the packed package", { timeout: 240_000 }, () => {
   const web = "a web project (bundler resolution, no customConditions) sees the browser surface, vdisk.browser.js too";
   it(web, async () => {
     const out = await typeCheck(

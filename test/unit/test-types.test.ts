@@ -13,7 +13,8 @@ function readConfig(name: string): { compilerOptions: Record<string, unknown>; i
   return JSON.parse(readFileSync(join(root, name), "utf8").replace(/^\s*\/\/.*$/gm, ""));
 }
 
-describe("the tests type-check", () => {
+// tsc over every test takes seconds, more on a busy machine.
+describe("the tests type-check", { timeout: 240_000 }, () => {
   it("tsconfig.test.json (the Node-side tests and helpers) compiles", async () => {
     expect(await typeCheckProject("tsconfig.test.json")).toBe("");
   });

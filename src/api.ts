@@ -6,6 +6,12 @@
 export * from "./errors.js";
 export type { IoBackend, IoCapabilities, FileOpener, OpenFileRequest } from "./io/backend.js";
 export { MemoryBackend, type MemoryBackendOptions } from "./io/memory.js";
+export {
+  JS_COMPRESSION_CODECS,
+  compressionCodecs,
+  setCompressionCodecs,
+  type CompressionCodecs,
+} from "./codec/compression.js";
 export type { AmendCallOptions, BlockDevice, Extent, WriteZeroesOptions } from "./core/block-device.js";
 export { READ_ONLY_CAPABILITIES, type DeviceCapabilities } from "./core/capabilities.js";
 export { abortReason, throwIfAborted, type OperationOptions, type Progress, type ProgressListener } from "./core/abort.js";

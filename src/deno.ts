@@ -9,8 +9,14 @@ import { denoFileOpener } from "./adapters/deno/opener.js";
 import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
+import { nodeCompressionCodecs } from "./adapters/node/compression.js";
+import { setCompressionCodecs } from "./codec/compression.js";
 
 export * from "./api.js";
+export { nodeCompressionCodecs } from "./adapters/node/compression.js";
+
+// zlib's native code (on the thread pool) for every compressed cluster and grain.
+setCompressionCodecs(nodeCompressionCodecs());
 export { DenoFileBackend, type DenoFileOptions } from "./adapters/deno/file-backend.js";
 export { denoFileOpener } from "./adapters/deno/opener.js";
 

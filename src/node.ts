@@ -8,8 +8,14 @@ import { nodeFileOpener } from "./adapters/node/opener.js";
 import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
+import { nodeCompressionCodecs } from "./adapters/node/compression.js";
+import { setCompressionCodecs } from "./codec/compression.js";
 
 export * from "./api.js";
+export { nodeCompressionCodecs } from "./adapters/node/compression.js";
+
+// zlib's native code (on the thread pool) for every compressed cluster and grain.
+setCompressionCodecs(nodeCompressionCodecs());
 export { NodeFileBackend, type NodeFileOptions } from "./adapters/node/file-backend.js";
 export { nodeFileOpener } from "./adapters/node/opener.js";
 

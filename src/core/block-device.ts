@@ -64,11 +64,12 @@ export interface BlockDevice {
   /** Makes `[offset, offset+length)` read as zeros, cheaply where the format can. */
   writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void>;
   /**
-   * Releases whole allocation units inside the range (a hint: partial units are left alone).
-   * Discard never changes what the guest reads where the format cannot represent the result:
-   * afterwards the range reads zeros, or the data it read before; it reads the backing file's
-   * data only where that is what the format defines for a discarded range and the image
-   * has no backing file that would show through (qcow2 v2 keeps such clusters allocated).
+   * Releases the space of the whole allocation units inside the range (partial units at its
+   * edges stay as they are). Discard may not change what the guest reads unless the format can
+   * represent that state: a released unit reads as zeros where the format can record that, and
+   * otherwise stays allocated with its data (qcow2 version 2 over a backing file has no zero
+   * clusters). It never makes a range read the backing file's data instead of what the guest
+   * wrote, as with qemu.
    */
   discard(offset: number, length: number): Promise<void>;
   /** Writes whole allocation units compressed where the format supports it (convert -c). */

@@ -160,10 +160,26 @@ export interface FormatInstance {
    * the engine then writes zeros).
    */
   zeroRange?(offset: number, length: number, unmap: boolean): Promise<number>;
-  /** Releases whole units; reads then return zeros or backing data as the format defines. */
+  /**
+   * Releases whole units. Discard may not change what the guest reads unless the format can
+   * represent that state: each unit afterwards reads as zeros (a zero cluster, a zero block, or
+   * unallocated space in an image without a backing file) or, where the format cannot record
+   * that, stays allocated with its data. A unit must never fall through to the backing image
+   * (qcow2 version 2 over a backing file keeps its clusters, as qemu does).
+   */
   discard?(offset: number, length: number): Promise<void>;
-  /** Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile. */
-  writeCompressed?(offset: number, data: Uint8Array): Promise<boolean>;
+  /**
+   * Stores one whole allocation unit compressed (convert -c). Returns false if not worthwhile
+   * (the engine then writes it plainly). `packed` is what {@link compress} returned for this
+   * unit, when the driver has it: the driver stores those bytes instead of compressing again.
+   */
+  writeCompressed?(offset: number, data: Uint8Array, packed?: Uint8Array): Promise<boolean>;
+  /**
+   * Compresses one unit for {@link writeCompressed} without touching the image: the engine
+   * calls it outside its lock, so several units compress at once (on the runtime's codec
+   * threads). Returns `undefined` when the unit is not worth storing compressed.
+   */
+  compress?(offset: number, data: Uint8Array): Promise<Uint8Array | undefined>;
   /**
    * The unit `writeCompressed` takes when it differs from `allocationUnit` (qcow2 with
    * extended L2 entries allocates subclusters but compresses whole clusters).

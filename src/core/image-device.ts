@@ -50,6 +50,8 @@ export class ImageDevice implements BlockDevice {
   /** Allocations whose data is being written outside the lock (`concurrentAllocation`). */
   private readonly inFlight = new Set<InFlightAllocation>();
   private readonly guardFirstSector?: (newHead: Uint8Array) => void;
+  /** Settles when the compressed writes issued so far have been stored (their order). */
+  private compressedTail: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(instance: FormatInstance, options: ImageDeviceOptions) {
@@ -417,26 +419,56 @@ export class ImageDevice implements BlockDevice {
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write compressed");
     this.checkRange(offset, data.length, "write compressed");
-    const unit = this.instance.compressionUnit ?? this.instance.allocationUnit;
-    if (!this.instance.writeCompressed || offset % unit !== 0) {
+    const inst = this.instance;
+    const unit = inst.compressionUnit ?? inst.allocationUnit;
+    if (!inst.writeCompressed || offset % unit !== 0) {
       await this.write(offset, data);
       return;
     }
-    let pos = 0;
-    while (pos < data.length) {
-      const len = Math.min(unit, data.length - pos);
-      const chunk = data.subarray(pos, pos + len);
-      const whole = len === unit || offset + pos + len === this.size;
-      const ok = whole &&
-        (await this.exclusive(() => this.instance.writeCompressed!(offset + pos, chunk)));
-      if (!ok) await this.write(offset + pos, chunk);
-      pos += len;
+    // Every unit starts compressing at once (outside the lock: the codec runs them in
+    // parallel); they are stored one by one, in the order the calls arrived, so a copy in guest
+    // order lays the compressed clusters out in guest order.
+    const units: Array<{ at: number; chunk: Uint8Array; packed: Promise<Uint8Array | undefined> | undefined }> = [];
+    for (let pos = 0; pos < data.length; pos += unit) {
+      const chunk = data.subarray(pos, Math.min(data.length, pos + unit));
+      const whole = chunk.length === unit || offset + pos + chunk.length === this.size;
+      const packed = whole && inst.compress ? inst.compress(offset + pos, chunk) : undefined;
+      // Observed now: a failure is reported in order below, never as an unhandled rejection.
+      packed?.catch(() => {});
+      units.push({ at: offset + pos, chunk, packed: whole ? (packed ?? NO_PACKED) : undefined });
+    }
+    const previous = this.compressedTail;
+    let done!: () => void;
+    this.compressedTail = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await previous;
+      for (const u of units) {
+        let stored = false;
+        if (u.packed) {
+          const packed = await u.packed;
+          if (packed !== undefined || !inst.compress) {
+            stored = await this.exclusive(() => inst.writeCompressed!(u.at, u.chunk, packed));
+          }
+        }
+        if (!stored) await this.write(u.at, u.chunk);
+      }
+    } finally {
+      done();
     }
   }
 
   /**
    * Changes the virtual size (`qemu-img resize`). The format may round `newSize` up to its
    * unit; `size` reports the result. Throws `ERR_UNSUPPORTED_FEATURE` when the format cannot.
+   *
+   * A grown range reads as zeros even where the backing image is longer than the old size (as
+   * with qemu): the range was not part of this disk, so it must not show the backing file's data
+   * (or what it held before a shrink). The engine zeroes it after the format grows — zero
+   * clusters where the format has them, written zeros otherwise — so a crash between the two
+   * leaves an image that opens and checks clean but may read backing data there. Without a
+   * backing image (or with a shorter one) the range reads as the format defines, as with qemu.
+   * Run it with no other I/O on the device: a write into the new range before the zeroing ends
+   * may be zeroed.
    */
   async resize(newSize: number): Promise<void> {
     this.checkWritable("resize");
@@ -447,7 +479,11 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    const oldSize = this.size;
     await this.exclusive(() => this.instance.resize!(newSize));
+    // Past the backing image's end reads are zeros already (see readBacking).
+    const exposedEnd = Math.min(this.size, this.backing?.size ?? 0);
+    if (exposedEnd > oldSize) await this.writeZeroes(oldSize, exposedEnd - oldSize);
   }
 
   /**
@@ -727,3 +763,6 @@ type PreparedAllocation =
   | { kind: "alloc"; consumed: number; alloc: Allocation; buf: Uint8Array; entry?: InFlightAllocation };
 
 const RETRY = Symbol("retry");
+
+/** A unit to store compressed by a driver that compresses inside `writeCompressed` itself. */
+const NO_PACKED: Promise<Uint8Array | undefined> = Promise.resolve(undefined);

@@ -3,7 +3,8 @@
  * every range that the layers above the target provide is written into the target (grown to
  * the image's size first when smaller), then the image is emptied — its ranges read through to
  * the backing file again — when the target is its immediate backing file and the format can be
- * emptied (qcow2; elsewhere the data stays, as with qemu-img).
+ * emptied (its driver has `makeEmpty`, as qemu's drivers have `bdrv_make_empty`: qcow2 and
+ * qcow; elsewhere the data stays, as with qemu-img).
  * @module
  */
 import { progressReporter, throwIfAborted, type OperationOptions } from "../core/abort.js";

@@ -65,7 +65,8 @@ export const commitCommand: Command = {
 
 Writes the data FILE holds into its backing file (or into BASE, a file further down its
 backing chain), growing it to FILE's size when smaller. Then FILE is emptied, so that it reads
-everything from its backing file again (qcow2; other formats keep their data, as with qemu-img).
+everything from its backing file again, when its format can be emptied (qcow2 and qcow, as with
+qemu-img; images of other formats keep their data, as qemu-img leaves them).
 With -b, the images between FILE and BASE are not changed and FILE is not emptied: FILE keeps
 its contents, while those images may no longer read as they did.
 

@@ -19,6 +19,7 @@ const SPECS = [
   { key: "cmd", short: "c", long: "cmd", value: true, repeat: true },
   { key: "nocache", short: "n", long: "nocache" },
   { key: "cache", short: "t", long: "cache", value: true },
+  { key: "aio", short: "i", long: "aio", value: true },
 ];
 
 /** `vdisk io`: qemu-io subset: read/write/zero/discard/flush commands on an image. */
@@ -34,7 +35,7 @@ optional k, M, G, T suffixes, or hex (0x...). Exit code 1 when any command faile
   -r, --read-only    open the image read-only
   -c, --cmd CMD      a command (repeatable):
 ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n")}
-  -n, -t, -U         accepted for qemu-io compatibility
+  -n, -t, -i, -U     accepted for qemu-io compatibility (-t CACHE, -i/--aio MODE)
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
     const args = parseCommandArgs(this, argv, SPECS, ctx);

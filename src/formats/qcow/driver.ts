@@ -61,6 +61,17 @@ class QcowInstance implements FormatInstance {
     return this.tables.writeCompressed(offset, data);
   }
 
+  /**
+   * Empties the image after `qemu-img commit` (qemu empties qcow images too): no L2 table stays
+   * linked and the file keeps only its header, backing file name and L1 table.
+   */
+  makeEmpty(): Promise<void> {
+    this.writable();
+    const h = this.layout.header;
+    const nameEnd = h.backingFileOffset !== 0 ? h.backingFileOffset + h.backingFileSize : 0;
+    return this.tables.makeEmpty(nameEnd);
+  }
+
   async flush(): Promise<void> {
     if (!this.readOnly) await this.file.flush();
   }

@@ -157,7 +157,7 @@ export class QcowTables extends TwoLevelTables {
       }
       const z = await readExact(this.file, t.fileOffset, t.compressedSize, "compressed cluster", "qcow");
       cluster = new Uint8Array(cs);
-      inflateQcowCluster(z, cluster, t.fileOffset);
+      await inflateQcowCluster(z, cluster, t.fileOffset);
       this.inflated = { key: t.fileOffset, data: cluster };
     }
     const from = offset - t.guestCluster;
@@ -231,7 +231,7 @@ export class QcowTables extends TwoLevelTables {
       cluster = new Uint8Array(cs);
       cluster.set(data);
     }
-    const z = deflateQcowCluster(cluster, cs);
+    const z = await deflateQcowCluster(cluster, cs);
     if (!z) return false;
     const endBefore = this.fileEnd;
     const t = await this.tableForWrite(l1i);
@@ -245,6 +245,20 @@ export class QcowTables extends TwoLevelTables {
     this.fileEnd = at + z.length;
     await this.linkEntries(l1i, t, first, [{ kind: "compressed", offset: at, compressedSize: z.length }]);
     return true;
+  }
+
+  /**
+   * Unlinks every L2 table, so the whole disk reads through to the backing file, and cuts the
+   * file back to `keepEnd` (header, backing file name and L1 table): the emptying of
+   * `qemu-img commit`. The zeroed L1 table is durable before the file shrinks, so a crash in
+   * between leaves unreferenced space, never an entry naming a cut-off table.
+   */
+  async makeEmpty(keepEnd: number): Promise<void> {
+    await this.clearL1();
+    this.inflated = undefined;
+    const end = Math.max(keepEnd, this.metaEnd);
+    await this.file.truncate(end);
+    this.fileEnd = end;
   }
 
   /** Drops cached tables and the inflated cluster (after a repair rewrote them). */

@@ -1,12 +1,12 @@
 /**
- * Compressed clusters: raw deflate (compression_type zlib) through `fflate`, zstd decoding
- * through `fzstd`. A compressed stream is followed by unrelated bytes (the rest of its last
- * sector, the next stream), so decoding stops once a whole cluster has been produced.
+ * Compressed clusters: raw deflate (compression_type zlib) or one zstd frame, through the
+ * runtime's codecs (`codec/compression.ts`: node:zlib in Node and Deno, JavaScript elsewhere). A
+ * compressed stream is followed by unrelated bytes (the rest of its last sector, the next
+ * stream), so decoding stops once a whole cluster has been produced.
  * @module
  */
-import { deflateSync, inflateSync } from "fflate";
-import { decompress as zstdDecompress } from "fzstd";
-import { loadZstdCompressor } from "../../codec/zstd-encoder.js";
+import { compressionCodecs } from "../../codec/compression.js";
+import { ZSTD_DEFAULT_LEVEL } from "../../codec/zstd-encoder.js";
 import { QCOW2_COMPRESSION_ZLIB, QCOW2_COMPRESSION_ZSTD } from "./layout.js";
 
 /** A zstd encoder that replaces the built-in one (tests; callers with their own zstd build). */
@@ -51,38 +51,28 @@ export function zstdFrameLength(src: Uint8Array): number {
 }
 
 /**
- * Decodes one compressed cluster from `src` into all of `out`. Returns false when the stream is
+ * Decodes one compressed cluster from `src` into all of `out`. Resolves false when the stream is
  * invalid or produces fewer bytes than `out` holds.
  */
-export function qcow2Decompress(type: number, src: Uint8Array, out: Uint8Array): boolean {
-  try {
-    if (type === QCOW2_COMPRESSION_ZLIB) {
-      const got = inflateSync(src, { out });
-      if (got.length < out.length) return false;
-      if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got.subarray(0, out.length));
-      return true;
-    }
-    if (type === QCOW2_COMPRESSION_ZSTD) {
-      const n = zstdFrameLength(src);
-      if (n < 0) return false;
-      // Decoding into `out` bounds the output by the cluster, whatever the frame header claims.
-      const got = zstdDecompress(src.subarray(0, n), out);
-      if (got.length < out.length) return false;
-      if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got.subarray(0, out.length));
-      return true;
-    }
-  } catch {
-    return false;
+export async function qcow2Decompress(type: number, src: Uint8Array, out: Uint8Array): Promise<boolean> {
+  const codecs = compressionCodecs();
+  if (type === QCOW2_COMPRESSION_ZLIB) return (await codecs.inflateRaw(src, out)) >= out.length;
+  if (type === QCOW2_COMPRESSION_ZSTD) {
+    const n = zstdFrameLength(src);
+    if (n < 0) return false;
+    return (await codecs.zstdDecompress(src.subarray(0, n), out)) >= out.length;
   }
   return false;
 }
 
 /**
  * Compresses one cluster. Returns `undefined` for an unknown `type`, so the caller stores the
- * cluster uncompressed. zstd loads its Wasm library on first use.
+ * cluster uncompressed. zstd loads its Wasm library on first use (where no native zstd exists).
  */
 export async function qcow2Compress(type: number, data: Uint8Array): Promise<Uint8Array | undefined> {
-  if (type === QCOW2_COMPRESSION_ZLIB) return deflateSync(data, { level: 6 });
-  if (type === QCOW2_COMPRESSION_ZSTD) return (zstdEncoder ?? (await loadZstdCompressor()))(data);
+  if (type === QCOW2_COMPRESSION_ZLIB) return compressionCodecs().deflateRaw(data, 6);
+  if (type === QCOW2_COMPRESSION_ZSTD) {
+    return zstdEncoder ? zstdEncoder(data) : compressionCodecs().zstdCompress(data, ZSTD_DEFAULT_LEVEL);
+  }
   return undefined;
 }

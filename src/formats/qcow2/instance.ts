@@ -302,7 +302,7 @@ export class Qcow2Instance implements FormatInstance {
       }
       const src = await readZeroPadded(this.file, t.hostOffset, t.hostLength);
       const out = new Uint8Array(this.clusterSize);
-      if (!qcow2Decompress(this.header.compressionType, src, out)) {
+      if (!(await qcow2Decompress(this.header.compressionType, src, out))) {
         throw qcow2CorruptIo("read", `compressed cluster at ${hex(t.hostOffset)} (${t.hostLength} bytes) does not decompress to ${this.clusterSize} bytes`, "compressed cluster", t.hostOffset);
       }
       return out;
@@ -587,10 +587,13 @@ export class Qcow2Instance implements FormatInstance {
   discard(offset: number, length: number): Promise<void> {
     return this.guarded(async () => {
       if (this.dataFileRaw) return;
-      let pos = offset;
-      const stop = offset + length;
       const v3 = this.header.version >= 3;
       const hasBacking = this.backing !== undefined;
+      // Version 2 has no zero clusters: a released cluster would read the backing file's data
+      // instead of what the guest wrote, so the clusters stay allocated (as with qemu).
+      if (!v3 && hasBacking) return;
+      let pos = offset;
+      const stop = offset + length;
       while (pos < stop) {
         const { end } = this.span(pos, stop - pos);
         const cs = this.clusterSize;
@@ -608,17 +611,28 @@ export class Qcow2Instance implements FormatInstance {
     });
   }
 
-  writeCompressed(offset: number, data: Uint8Array): Promise<boolean> {
+  /**
+   * Compresses one cluster (a short last cluster padded with zeros); `undefined` when it does
+   * not shrink, or where compressed clusters cannot be stored (an external data file).
+   */
+  async compress(offset: number, data: Uint8Array): Promise<Uint8Array | undefined> {
+    const cs = this.clusterSize;
+    if (offset % cs !== 0 || this.dataFile) return undefined;
+    let src = data;
+    if (src.length < cs) {
+      src = new Uint8Array(cs);
+      src.set(data);
+    }
+    const packed = await qcow2Compress(this.header.compressionType, src);
+    return packed && packed.length < cs ? packed : undefined;
+  }
+
+  writeCompressed(offset: number, data: Uint8Array, precompressed?: Uint8Array): Promise<boolean> {
     return this.guarded(async () => {
       const cs = this.clusterSize;
       // Compressed clusters cannot live in an external data file.
       if (offset % cs !== 0 || this.dataFile) return false;
-      let src = data;
-      if (src.length < cs) {
-        src = new Uint8Array(cs);
-        src.set(data);
-      }
-      const packed = await qcow2Compress(this.header.compressionType, src);
+      const packed = precompressed ?? (await this.compress(offset, data));
       if (!packed || packed.length >= cs) return false;
       const { l1i, l2i } = this.span(offset, cs);
       const l2 = await this.map.writableL2(l1i);

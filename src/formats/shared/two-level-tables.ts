@@ -98,6 +98,24 @@ export abstract class TwoLevelTables {
     }
   }
 
+  /**
+   * Zeroes the whole L1 table, in memory and in the file, and flushes: every range then reads
+   * as the format reads a missing L2 table. The L2 tables and clusters stay in the file,
+   * unreferenced, for the caller to cut off. A failure stops further writes.
+   */
+  protected async clearL1(): Promise<void> {
+    this.assertUsable();
+    this.l1.fill(0);
+    this.cache.clear();
+    try {
+      await this.file.write(this.l1TableOffset, this.l1);
+      await this.file.flush();
+    } catch (e) {
+      this.broken = e;
+      throw e;
+    }
+  }
+
   /** Drops cached tables (after a repair rewrote them). */
   invalidate(): void {
     this.cache.clear();

@@ -342,9 +342,10 @@ export class VhdxInstance implements FormatInstance {
     this.assertWritable("discard");
     if (this.state.metadata.leaveBlocksAllocated) return;
     const [first, end] = this.wholeBlocks(offset, length);
-    // A differencing image shows its parent again; others read zeros (ZERO is defined as zeros
-    // for every reader, NOT_PRESENT only for qemu and vdisk).
-    await this.setBlocks(first, end, this.geometry.hasParent ? PAYLOAD_BLOCK_NOT_PRESENT : PAYLOAD_BLOCK_ZERO);
+    // ZERO, never NOT_PRESENT: in a differencing image that would show the parent's data instead
+    // of what the guest wrote (and ZERO reads as zeros for every reader, NOT_PRESENT only for
+    // qemu and vdisk in an image without a parent).
+    await this.setBlocks(first, end, PAYLOAD_BLOCK_ZERO);
   }
 
   private get pendingSectors(): number {

@@ -3,7 +3,7 @@
  * QEMU write it, raw deflate tolerated) and encoding with a grain marker.
  * @module
  */
-import { inflateSync, zlibSync } from "fflate";
+import { compressionCodecs } from "../../codec/compression.js";
 import { VMDK_SECTOR_SIZE, VmdkGrainMarkerCodec } from "./layout.js";
 
 /** True when `src` starts with a zlib header (deflate, no preset dictionary). */
@@ -19,23 +19,17 @@ function hasZlibHeader(src: Uint8Array): boolean {
  * the stream are ignored). Returns the number of bytes produced, or -1 when the data is not a
  * valid deflate stream.
  */
-export function inflateVmdkGrain(src: Uint8Array, out: Uint8Array): number {
-  try {
-    const body = hasZlibHeader(src) ? src.subarray(2) : src;
-    const got = inflateSync(body, { out });
-    if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got.subarray(0, out.length));
-    return Math.min(got.length, out.length);
-  } catch {
-    return -1;
-  }
+export function inflateVmdkGrain(src: Uint8Array, out: Uint8Array): Promise<number> {
+  const body = hasZlibHeader(src) ? src.subarray(2) : src;
+  return compressionCodecs().inflateRaw(body, out);
 }
 
 /**
  * One grain as a stream stores it: the grain marker (`lba` = the grain's first sector in the
  * extent, `size` = compressed bytes), the zlib data, and zeros up to a whole sector.
  */
-export function encodeVmdkCompressedGrain(lbaSectors: number, data: Uint8Array): Uint8Array {
-  const z = zlibSync(data, { level: 6 });
+export async function encodeVmdkCompressedGrain(lbaSectors: number, data: Uint8Array): Promise<Uint8Array> {
+  const z = await compressionCodecs().deflateZlib(data, 6);
   const head = VmdkGrainMarkerCodec.size;
   const total = Math.ceil((head + z.length) / VMDK_SECTOR_SIZE) * VMDK_SECTOR_SIZE;
   const out = new Uint8Array(total);

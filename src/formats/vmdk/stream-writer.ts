@@ -170,7 +170,7 @@ export class VmdkStreamGrains {
   /** Compresses `data` (one grain, the last may be short), appends it and links its GTE. */
   async writeGrain(grain: number, data: Uint8Array): Promise<void> {
     const lba = (grain * this.grainSize) / VMDK_SECTOR_SIZE;
-    const at = await this.sink.append(encodeVmdkCompressedGrain(lba, data));
+    const at = await this.sink.append(await encodeVmdkCompressedGrain(lba, data));
     await this.sink.link(grain, at / VMDK_SECTOR_SIZE);
   }
 
@@ -218,7 +218,7 @@ export class VmdkStreamGrains {
       src = await readExact(this.file, host, n, "compressed grain", "vmdk");
     }
     const data = new Uint8Array(this.grainSize);
-    const length = inflateVmdkGrain(src, data);
+    const length = await inflateVmdkGrain(src, data);
     if (length < 0) {
       throw new CorruptImageError(`Cannot read vmdk image: the compressed grain at offset ${host} does not decompress`, {
         format: "vmdk", structure: "compressed grain", fileOffset: host, file: this.file.name,

@@ -49,6 +49,8 @@ export { resizeImage, resizeTarget, canResize, type ResizeOptions, type ResizeRe
 export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
+export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export {
   getKernel,

@@ -9,6 +9,7 @@ import { commitCommand } from "./commands/commit.js";
 import { compareCommand } from "./commands/compare.js";
 import { convertCommand } from "./commands/convert.js";
 import { createCommand } from "./commands/create.js";
+import { ddCommand } from "./commands/dd.js";
 import { infoCommand } from "./commands/info.js";
 import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
@@ -26,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   compareCommand,
   convertCommand,
   createCommand,
+  ddCommand,
   infoCommand,
   ioCommand,
   mapCommand,

@@ -110,6 +110,11 @@ export interface SnapshotInfo {
 export interface FormatInfo {
   clusterSize?: number;
   dirty?: boolean;
+  /**
+   * The format keeps no state worth a dirty flag (qemu's read-only drivers without driver info:
+   * bochs, cloop, dmg); `info` then shows no `dirty-flag`, as qemu-img.
+   */
+  noDirtyFlag?: boolean;
   encrypted?: boolean;
   snapshots?: SnapshotInfo[];
   /** `format-specific` of qemu-img info: `{ type, data }`. */

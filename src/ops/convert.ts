@@ -42,6 +42,12 @@ export interface ConvertOptions extends OperationOptions {
   /** Bytes read per request. Default 2 MiB (rounded down to a multiple of `alignment`). */
   chunkSize?: number;
   /**
+   * Salvage (`convert --salvage`): a read that fails is retried sector by sector (512 bytes);
+   * each sector that still fails reads as zeros and is reported here. Without it, the first
+   * read error rejects the conversion.
+   */
+  onReadError?: (offset: number, error: unknown) => void;
+  /**
    * Most bytes of the source handled per second (`convert -r`): requests wait before they start
    * so the copy never runs ahead of this rate. Default: no limit.
    */
@@ -112,6 +118,27 @@ async function* plan(source: BlockDevice, size: number, align: number, skipBacki
 function classify(e: Extent, skipBacking: boolean): ItemKind {
   if (skipBacking && e.depth > 0) return "skip";
   return e.data ? "data" : "zero";
+}
+
+/** Reads `into` sector by sector; a sector whose read fails reads as zeros and is reported. */
+async function readSalvaged(
+  source: BlockDevice,
+  offset: number,
+  into: Uint8Array,
+  report: (offset: number, error: unknown) => void,
+): Promise<void> {
+  const SECTOR = 512;
+  for (let pos = 0; pos < into.length; ) {
+    const end = Math.min(into.length, pos + SECTOR - ((offset + pos) % SECTOR));
+    const part = into.subarray(pos, end);
+    try {
+      await source.readInto(offset + pos, part);
+    } catch (e) {
+      part.fill(0);
+      report(offset + pos, e);
+    }
+    pos = end;
+  }
 }
 
 /**
@@ -276,7 +303,12 @@ export async function convertImage(
     const writes: Promise<void>[] = [];
     try {
       const view = buf.subarray(0, len);
-      await source.readInto(offset, view);
+      try {
+        await source.readInto(offset, view);
+      } catch (e) {
+        if (!options.onReadError) throw e;
+        await readSalvaged(source, offset, view, options.onReadError);
+      }
       stats.readBytes += len;
       await turn;
       if (failure) return;

@@ -19,7 +19,8 @@ export interface ImageInfo {
   /** Bytes the file occupies on its storage, when known. */
   actualSize?: number;
   clusterSize?: number;
-  dirty: boolean;
+  /** Absent where the format has no dirty flag (qemu-img shows none). */
+  dirty?: boolean;
   encrypted: boolean;
   /** The backing file name as stored. */
   backingFilename?: string;
@@ -50,7 +51,7 @@ export async function describeImage(device: BlockDevice, ctx: ImageInfoContext):
     virtualSize: device.size,
     actualSize: ctx.actualSize,
     clusterSize: fi.clusterSize,
-    dirty: !!fi.dirty,
+    dirty: fi.noDirtyFlag ? undefined : !!fi.dirty,
     encrypted: !!fi.encrypted,
     snapshots: fi.snapshots ?? [],
     formatSpecific: fi.formatSpecific,

@@ -203,7 +203,7 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
   const opener = policedOpener(options);
   try {
     if (!driver.create) {
-      throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format ${driver.name} does not support image creation`);
+      throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format driver '${driver.name}' does not support image creation`);
     }
     const raw: Array<[string, string | number | boolean]> =
       typeof options.options === "string" ? splitOptionString(options.options) : Object.entries(options.options ?? {});

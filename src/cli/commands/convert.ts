@@ -3,6 +3,8 @@
  * (qemu-img convert). Sparse: unallocated and zero ranges are not written.
  * @module
  */
+import type { BlockDevice } from "../../core/block-device.js";
+import { ConcatDevice } from "../../filters/concat.js";
 import { convertImage } from "../../ops/convert.js";
 import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, cliKernel, parseCommandArgs } from "../common.js";
@@ -67,9 +69,9 @@ function targetCache(mode: string | undefined): "writeback" | "unsafe" {
 /** `vdisk convert`: qemu-img convert: copy an image into another format, sparsely. */
 export const convertCommand: Command = {
   name: "convert",
-  synopsis: "convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n] [-t CACHE] [-p] [-q] SRC DST",
+  synopsis: "convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n] [-t CACHE] [-r RATE] [-p] [-q] SRC... DST",
   help: `usage: vdisk convert [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-c] [-S SIZE] [-n]
-                     [-t CACHE] [-p] [-q] [-m N] [-W] [--target-is-zero] SRC DST
+                     [-t CACHE] [-r RATE] [-p] [-q] [-m N] [-W] [--target-is-zero] [--salvage] SRC... DST
 
 Copies the guest contents of SRC (with its backing chain) into DST, creating DST unless -n.
 Unallocated and zero ranges of SRC are not written, so DST stays sparse.
@@ -92,12 +94,14 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
                             to disk; the kernel writes it back later), writeback, none,
                             writethrough or directsync (all: DST is flushed before exit)
   -r, --rate-limit RATE     copy at most RATE bytes of SRC per second (k, M, G suffixes)
+  --salvage                 read errors are warnings: unreadable sectors are written as zeros
+  SRC...                    several sources are copied one after another into DST
   -T, -U, -C                accepted for qemu-img compatibility
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
     const args = parseCommandArgs(this, argv, SPECS, ctx);
     if (!args) return 0;
-    for (const k of ["snapshot", "salvage", "bitmaps", "target-image-opts"]) {
+    for (const k of ["snapshot", "bitmaps", "target-image-opts"]) {
       if (optFlag(args, k)) throw new UsageError(`option '${k === "snapshot" ? "-l" : `--${k}`}' is not supported by vdisk`);
     }
     const outDriver = requireFormat(optString(args, "output-format") ?? "raw");
@@ -107,8 +111,10 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
       return 0;
     }
     if (args.operands.length < 2) throw new UsageError("Expecting image file name");
-    if (args.operands.length > 2) throw new UsageError("Converting several source images into one is not supported by vdisk");
-    const [srcPath, dstPath] = args.operands;
+    // Several sources are copied one after another into one target, as qemu-img does.
+    const srcPaths = args.operands.slice(0, -1);
+    const dstPath = args.operands[args.operands.length - 1];
+    const salvage = optFlag(args, "salvage");
     const quiet = optFlag(args, "quiet");
     const noCreate = optFlag(args, "no-create");
     const compress = optFlag(args, "compress");
@@ -157,11 +163,18 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
     if (createOpts.size !== undefined) throw new CliError("Option size is not allowed for convert");
     const kernel = await cliKernel();
     const progress = progressPrinter(ctx, optFlag(args, "progress") && !quiet);
-    let src: CliImage | undefined;
+    const sources: CliImage[] = [];
+    let src: { device: BlockDevice; files: CliImage["files"] } | undefined;
     let dst: CliImage | undefined;
     try {
-      await closingAfter(() => [dst?.device, src?.device], async () => {
-        src = await openCliImage(srcPath, { format: optString(args, "format"), readOnly: true });
+      await closingAfter(() => [dst?.device, ...sources.map((s) => s.device)], async () => {
+        for (const p of srcPaths) sources.push(await openCliImage(p, { format: optString(args, "format"), readOnly: true }));
+        src = sources.length === 1
+          ? sources[0]
+          : {
+            device: new ConcatDevice(sources.map((s) => s.device)),
+            files: new Map(sources.flatMap((s) => [...s.files])),
+          };
         if (noCreate) {
           dst = await openCliImage(dstPath, { format: outDriver.name, warn: ctx.warn, cache });
         } else {
@@ -202,6 +215,9 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
             chunkSize: CHUNK,
             parallel,
             rateLimit: rate,
+            onReadError: salvage
+              ? (offset, e) => ctx.warn(`error while reading offset ${offset}: ${errorText(e)}`)
+              : undefined,
             // Out of order only when asked; else the target's capability decides (raw has no
             // allocation order to keep, others get a sequential layout).
             ...(optFlag(args, "out-of-order") ? { inOrder: false } : {}),

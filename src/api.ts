@@ -50,6 +50,7 @@ export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
 export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
+export { benchImage, benchParameters, type BenchOptions, type BenchResult } from "./ops/bench.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export {
@@ -61,3 +62,28 @@ export {
   type Kernel,
   type KernelModule,
 } from "./kernel/index.js";
+export {
+  NbdServer,
+  NbdClient,
+  NbdBackend,
+  startNbdServer,
+  isNbdUrl,
+  nbdUrl,
+  parseNbdUrl,
+  NBD_DEFAULT_PORT,
+  NBD_MAX_PAYLOAD,
+  type NbdServerOptions,
+  type NbdExportSpec,
+  type NbdBlockSizes,
+  type NbdExportInfo,
+  type NbdBackendOptions,
+  type NbdAddress,
+  type NbdConnect,
+  type NbdListen,
+  type NbdListener,
+  type NbdSocket,
+  type NbdTarget,
+  type NbdServeOptions,
+  type NbdServerHandle,
+  type NbdExportInput,
+} from "./nbd/index.js";

@@ -4,6 +4,7 @@
  * @module
  */
 import { amendCommand } from "./commands/amend.js";
+import { benchCommand } from "./commands/bench.js";
 import { checkCommand } from "./commands/check.js";
 import { commitCommand } from "./commands/commit.js";
 import { compareCommand } from "./commands/compare.js";
@@ -15,6 +16,7 @@ import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
+import { serveCommand } from "./commands/serve.js";
 import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
@@ -22,6 +24,7 @@ import { builtinDrivers } from "../formats/registry.js";
 /** Every command, in `--help` order. */
 export const COMMANDS: readonly Command[] = [
   amendCommand,
+  benchCommand,
   checkCommand,
   commitCommand,
   compareCommand,
@@ -33,6 +36,7 @@ export const COMMANDS: readonly Command[] = [
   mapCommand,
   rebaseCommand,
   resizeCommand,
+  serveCommand,
 ];
 
 /** The package version, reported by `--version`. */
@@ -42,7 +46,7 @@ function mainHelp(): string {
   return `usage: ${PROGRAM} [--debug] COMMAND [OPTIONS]
 
 Virtual disk images: inspect, create, convert, compare, check, map, resize, rebase, commit
-and amend them. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
+and amend them, and serve them over NBD. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
 JSON output and exit codes.
 
 Commands:

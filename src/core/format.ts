@@ -250,7 +250,28 @@ export interface FormatInstance {
    * image (what `qemu-img commit` does to the committed image). Absent when the format cannot.
    */
   makeEmpty?(): Promise<void>;
-  /** Makes metadata durable (and flushes the file). */
+  /**
+   * The write lifecycle's start: the engine calls it once before the first change after open
+   * and after each completed {@link flush}, before any write, zero write, discard, compressed
+   * write, resize, backing change, emptying, amend or copy-on-read reaches the instance, and
+   * before data the engine writes straight into mapped host space (which the driver never
+   * sees). Concurrent first changes share one call; when it rejects they fail and the next
+   * change calls it again. Never called on a read-only open: the engine refuses changes there.
+   *
+   * This is where a format marks an image as being written (an in-use flag, a new write GUID
+   * or CID). Whether a call after a flush does anything again is the format's choice (a
+   * per-session mark may be set once per open). A mark that must be set only when metadata
+   * changes (qcow2's lazy-refcounts dirty bit, QED's need-check bit: an overwrite in place
+   * leaves them clear, as in QEMU) stays on the driver's metadata path, which the engine cannot
+   * see. Repairs (`check` with a repair mode, repairs at open) are the driver's own business,
+   * marks included: a repair must see the image as it is, before a first-write mark rewrites
+   * part of it.
+   */
+  beginWrites?(): Promise<void>;
+  /**
+   * Makes metadata durable (and flushes the file). Once it resolves, the engine considers the
+   * write session over: the next change calls {@link beginWrites} again.
+   */
   flush(): Promise<void>;
   check?(repair?: RepairMode): Promise<CheckResult>;
   info(): Promise<FormatInfo>;

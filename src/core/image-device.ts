@@ -53,6 +53,10 @@ export class ImageDevice implements BlockDevice {
   /** Settles when the compressed writes issued so far have been stored (their order). */
   private compressedTail: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The write lifecycle: "writing" once `beginWrites` ran since open or the last flush. */
+  private writeState: "clean" | "writing" = "clean";
+  /** The `beginWrites` call in progress, shared by the changes that wait for it. */
+  private beginning?: Promise<void>;
 
   constructor(instance: FormatInstance, options: ImageDeviceOptions) {
     this.instance = instance;
@@ -122,6 +126,30 @@ export class ImageDevice implements BlockDevice {
     }
   }
 
+  /**
+   * The write lifecycle: before the first change after open or after a completed flush, tells
+   * the instance (`beginWrites`) once, however many changes start at the same time; they all
+   * wait for it. A failure rejects them and leaves the state clean, so the next change tries
+   * again. Called by every mutating method after its argument checks and never under the
+   * allocation lock (`beginWrites` runs under it, so it never overlaps a flush or a metadata
+   * operation). A change that overlaps a flush counts as one before it.
+   */
+  private async ensureWriting(): Promise<void> {
+    if (this.writeState === "writing") return;
+    this.beginning ??= (async () => {
+      try {
+        const inst = this.instance;
+        await this.exclusive(async () => {
+          if (inst.beginWrites) await inst.beginWrites();
+          this.writeState = "writing";
+        });
+      } finally {
+        this.beginning = undefined;
+      }
+    })();
+    await this.beginning;
+  }
+
   private async mapping(offset: number, length: number): Promise<Mapping> {
     const m = await this.instance.getMapping(offset, length);
     if (m.kind !== "eof" && !(m.length > 0)) {
@@ -188,6 +216,7 @@ export class ImageDevice implements BlockDevice {
       if (pending.length >= this.maxParallel) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+    if (copyUp.length > 0) await this.ensureWriting();
     for (const [start, length] of copyUp) await this.copyUp(start, length);
   }
 
@@ -224,6 +253,7 @@ export class ImageDevice implements BlockDevice {
     this.checkWritable("write");
     this.checkRange(offset, data.length, "write");
     if (offset < 512 && this.guardFirstSector && data.length > 0) await this.checkFirstSector(offset, data);
+    await this.ensureWriting();
     let pos = 0;
     while (pos < data.length) {
       const m = await this.mapping(offset + pos, data.length - pos);
@@ -377,6 +407,7 @@ export class ImageDevice implements BlockDevice {
   async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
     this.checkWritable("write zeroes");
     this.checkRange(offset, length, "write zeroes");
+    await this.ensureWriting();
     const end = offset + length;
     let pos = offset;
     const unit = this.instance.allocationUnit;
@@ -408,6 +439,7 @@ export class ImageDevice implements BlockDevice {
   async discard(offset: number, length: number): Promise<void> {
     this.checkWritable("discard");
     this.checkRange(offset, length, "discard");
+    await this.ensureWriting();
     const unit = this.instance.allocationUnit;
     const start = Math.ceil(offset / unit) * unit;
     const end = offset + length === this.size ? this.size : Math.floor((offset + length) / unit) * unit;
@@ -419,6 +451,7 @@ export class ImageDevice implements BlockDevice {
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable("write compressed");
     this.checkRange(offset, data.length, "write compressed");
+    await this.ensureWriting();
     const inst = this.instance;
     const unit = inst.compressionUnit ?? inst.allocationUnit;
     if (!inst.writeCompressed || offset % unit !== 0) {
@@ -479,6 +512,7 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    await this.ensureWriting();
     const oldSize = this.size;
     await this.exclusive(() => this.instance.resize!(newSize));
     // Past the backing image's end reads are zeros already (see readBacking).
@@ -502,6 +536,7 @@ export class ImageDevice implements BlockDevice {
         : `This image format (${this.format}) cannot change its backing file`;
       throw new UnsupportedFeatureError(why, { format: this.format });
     }
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.setBacking!(ref));
   }
 
@@ -520,6 +555,7 @@ export class ImageDevice implements BlockDevice {
     }
     this.checkWritable("amend");
     throwIfAborted(callOptions.signal);
+    await this.ensureWriting();
     await this.instance.amend(options, {
       name: this.name,
       flush: () => this.flush(),
@@ -622,6 +658,7 @@ export class ImageDevice implements BlockDevice {
     if (!this.instance.makeEmpty) {
       throw new UnsupportedFeatureError(`This image format (${this.format}) cannot be emptied`, { format: this.format });
     }
+    await this.ensureWriting();
     await this.exclusive(() => this.instance.makeEmpty!());
   }
 
@@ -639,7 +676,11 @@ export class ImageDevice implements BlockDevice {
 
   async flush(): Promise<void> {
     if (this.closed) return;
-    await this.exclusive(() => this.instance.flush());
+    await this.exclusive(async () => {
+      await this.instance.flush();
+      // Durable now: the next change starts a new write session.
+      this.writeState = "clean";
+    });
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent> {
@@ -700,6 +741,8 @@ export class ImageDevice implements BlockDevice {
         format: this.format,
       });
     }
+    // A repair is left to the driver, lifecycle marks included: it must see the image as it is
+    // (a header the first write would rewrite is one of the things it reports and repairs).
     return this.exclusive(() => this.instance.check!(repair));
   }
 

@@ -58,6 +58,23 @@ describe("Parallels life cycle", () => {
     expect(le32(mem.bytes(), 44)).toBe(0);
   });
 
+  it("the in-use flag is set by the first change of a read-write open, not by the open", async () => {
+    const { img: created, mem: made } = await newHds(4 * MIB, "cluster_size=1M");
+    await created.write(0, pattern(MIB, 1));
+    await created.close();
+    const mem = new MemoryBackend(made.bytes().slice(), { name: "t.hds" });
+    const img = await openImage(mem, { format: "parallels" });
+    await img.read(0, MIB);
+    await img.flush();
+    expect(le32(mem.bytes(), 44)).toBe(0);
+    await img.write(10, pattern(100, 2)); // in place: the cluster is allocated
+    expect(le32(mem.bytes(), 44)).toBe(0x746f6e59);
+    await img.flush();
+    expect(le32(mem.bytes(), 44)).toBe(0x746f6e59); // until close
+    await img.close();
+    expect(le32(mem.bytes(), 44)).toBe(0);
+  });
+
   it("create rounds sizes up to sectors and refuses impossible cluster sizes", async () => {
     const warnings: string[] = [];
     const img = await createImage(new MemoryBackend(), { format: "parallels", size: 1000, warn: (m) => warnings.push(m) });

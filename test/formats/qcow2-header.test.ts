@@ -73,6 +73,17 @@ describe("qcow2 header bookkeeping", () => {
     expect(u64(mem.bytes(), 72) & 1n).toBe(0n);
   });
 
+  it("with lazy refcounts, an overwrite in place changes no metadata and leaves the bit clear", async () => {
+    const mem = new MemoryBackend(await fresh("cluster_size=4k,lazy_refcounts=on"));
+    const img = await openImageOn(mem, { format: "qcow2" });
+    await img.write(0, new Uint8Array(4096).fill(1));
+    await img.flush();
+    expect(u64(mem.bytes(), 72) & 1n).toBe(0n);
+    await img.write(10, new Uint8Array(10).fill(2));
+    expect(u64(mem.bytes(), 72) & 1n).toBe(0n);
+    await img.close();
+  });
+
   it("a writable open of a dirty image rebuilds refcounts and clears the bit; read-only leaves it", async () => {
     // Simulate a crash after the metadata was written back but before the dirty bit was
     // cleared: keep the file's bytes as they were at the last flush that saw the bit set.

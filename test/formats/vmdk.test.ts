@@ -109,6 +109,22 @@ describe("vmdk monolithicSparse", () => {
     expect(info.cid).toBe(parseInt(cid1, 16));
   });
 
+  it("an overwrite in place (no allocation) changes the CID too, once per open across flushes", async () => {
+    const dir = new MemoryDir();
+    let img = await dir.create("t.vmdk", MIB);
+    await img.write(0, pattern(GRAIN, 1));
+    await img.close();
+    const cid0 = /CID=([0-9a-f]+)/.exec(embeddedDescriptor(dir.bytes("t.vmdk")))![1];
+    img = await dir.openImage("t.vmdk");
+    await img.write(10, pattern(100, 2));
+    const cid1 = /CID=([0-9a-f]+)/.exec(embeddedDescriptor(dir.bytes("t.vmdk")))![1];
+    expect(cid1).not.toBe(cid0);
+    await img.flush();
+    await img.write(200, pattern(100, 3));
+    expect(/CID=([0-9a-f]+)/.exec(embeddedDescriptor(dir.bytes("t.vmdk")))![1]).toBe(cid1);
+    await img.close();
+  });
+
   it("info reports QEMU's format-specific fields", async () => {
     const dir = new MemoryDir();
     const img = await dir.create("t.vmdk", 3 * MIB);

@@ -12,9 +12,21 @@ export class ToyInstance implements FormatInstance {
   /** cluster index → host offset, or -1 for an explicit zero cluster */
   readonly map = new Map<number, number>();
   readonly commits: number[] = [];
+  /** Every lifecycle event and change the engine passed to the instance, in order. */
+  readonly events: string[] = [];
+  /** Calls of `beginWrites` so far. */
+  beginCalls = 0;
+  /** When set, the next `beginWrites` calls reject with it (and clear it). */
+  failBegin?: Error;
+  /** When set, `beginWrites` waits for it before resolving. */
+  beginGate?: Promise<void>;
+  /** Optional members a test may install. */
+  setBacking?: FormatInstance["setBacking"];
+  makeEmpty?: FormatInstance["makeEmpty"];
+  check?: FormatInstance["check"];
   next = 0;
   constructor(
-    readonly size: number,
+    public size: number,
     readonly allocationUnit: number,
     readonly backing?: { name: string },
   ) {}
@@ -31,7 +43,19 @@ export class ToyInstance implements FormatInstance {
     return { kind: "data", length: len, file: this.file, fileOffset: host + within };
   }
 
+  async beginWrites(): Promise<void> {
+    this.beginCalls++;
+    this.events.push("begin");
+    if (this.beginGate) await this.beginGate;
+    const fail = this.failBegin;
+    if (fail) {
+      this.failBegin = undefined;
+      throw fail;
+    }
+  }
+
   async allocate(offset: number, length: number): Promise<Allocation> {
+    this.events.push("allocate");
     const u = this.allocationUnit;
     const units = Math.ceil(length / u);
     const host = this.next;
@@ -46,6 +70,7 @@ export class ToyInstance implements FormatInstance {
   }
 
   async zeroRange(offset: number, length: number): Promise<number> {
+    this.events.push("zero");
     const u = this.allocationUnit;
     const n = Math.floor(length / u);
     for (let i = 0; i < n; i++) this.map.set(offset / u + i, -1);
@@ -53,11 +78,19 @@ export class ToyInstance implements FormatInstance {
   }
 
   async discard(offset: number, length: number): Promise<void> {
+    this.events.push("discard");
     const u = this.allocationUnit;
     for (let i = 0; i < length / u; i++) this.map.delete(offset / u + i);
   }
 
-  async flush(): Promise<void> {}
+  async resize(newSize: number): Promise<void> {
+    this.events.push("resize");
+    this.size = newSize;
+  }
+
+  async flush(): Promise<void> {
+    this.events.push("flush");
+  }
   async info(): Promise<FormatInfo> {
     return { clusterSize: this.allocationUnit };
   }

@@ -5,7 +5,7 @@
 import type { FormatDriver, FormatInstance, OpenContext, ProbeInput } from "../../core/format.js";
 import { createParallels } from "./create.js";
 import { ParallelsInstance } from "./instance.js";
-import { PARALLELS_HEADER_SIZE, PARALLELS_INUSE_OPEN, PARALLELS_MAGIC_V1, PARALLELS_MAGIC_V2, PARALLELS_VERSION } from "./layout.js";
+import { PARALLELS_HEADER_SIZE, PARALLELS_MAGIC_V1, PARALLELS_MAGIC_V2, PARALLELS_VERSION } from "./layout.js";
 import { readParallels } from "./state.js";
 
 function probeParallels(input: ProbeInput): number {
@@ -29,9 +29,8 @@ async function openParallels(ctx: OpenContext): Promise<FormatInstance> {
       `parallels image '${file.name}': its format extension holds dirty bitmaps; vdisk keeps them but does not record writes in them`,
     );
   }
-  await inst.setInuse(PARALLELS_INUSE_OPEN);
-  await file.flush();
-  // Like QEMU, a read-write open repairs what a crash or an old writer may have left.
+  // Like QEMU, a read-write open repairs what a crash or an old writer may have left (the
+  // repair sets the in-use flag first; otherwise the first change does).
   const needCheck = state.unclean || !state.dataOffOk || usage.duplicates.length > 0 || usage.outside.length > 0;
   if (needCheck) {
     const res = await inst.check("all");

@@ -257,6 +257,17 @@ export class ParallelsInstance implements FormatInstance {
     return whole;
   }
 
+  /**
+   * The write session starts: the in-use flag is set (durably) before anything changes, so a
+   * crash from here on leaves an image the next read-write open repairs. It stays set until
+   * close (flushes do not clear it).
+   */
+  async beginWrites(): Promise<void> {
+    if (this.state.header.inuse === PARALLELS_INUSE_OPEN) return;
+    await this.setInuse(PARALLELS_INUSE_OPEN);
+    await this.state.file.flush();
+  }
+
   /** Writes `inuse`. */
   async setInuse(value: number): Promise<void> {
     await this.state.file.write(PARALLELS_INUSE_OFFSET, u32le(value));
@@ -267,7 +278,9 @@ export class ParallelsInstance implements FormatInstance {
     if (!this.readOnly) await this.state.file.flush();
   }
 
-  check(repair?: RepairMode): Promise<CheckResult> {
+  async check(repair?: RepairMode): Promise<CheckResult> {
+    // A repair changes the image: under the in-use flag, as any change.
+    if (repair) await this.beginWrites();
     return checkParallels(this, repair);
   }
 

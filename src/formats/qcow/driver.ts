@@ -14,7 +14,6 @@ import type {
   RepairMode,
 } from "../../core/format.js";
 import type { Allocation, Mapping, SpecialMapping } from "../../core/mapping.js";
-import { ImageError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { checkQcow } from "./check.js";
 import { QCOW_CREATE_OPTIONS, createQcow } from "./create.js";
@@ -43,12 +42,7 @@ class QcowInstance implements FormatInstance {
     return this.tables.getMapping(offset, length);
   }
 
-  private writable(): void {
-    if (this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot write: the qcow image is open read-only", { format: "qcow" });
-  }
-
   allocate(offset: number, length: number): Promise<Allocation> {
-    this.writable();
     return this.tables.allocate(offset, length);
   }
 
@@ -57,7 +51,6 @@ class QcowInstance implements FormatInstance {
   }
 
   writeCompressed(offset: number, data: Uint8Array): Promise<boolean> {
-    this.writable();
     return this.tables.writeCompressed(offset, data);
   }
 
@@ -66,7 +59,6 @@ class QcowInstance implements FormatInstance {
    * linked and the file keeps only its header, backing file name and L1 table.
    */
   makeEmpty(): Promise<void> {
-    this.writable();
     const h = this.layout.header;
     const nameEnd = h.backingFileOffset !== 0 ? h.backingFileOffset + h.backingFileSize : 0;
     return this.tables.makeEmpty(nameEnd);
@@ -77,7 +69,6 @@ class QcowInstance implements FormatInstance {
   }
 
   check(repair?: RepairMode): Promise<CheckResult> {
-    if (repair) this.writable();
     return checkQcow(this.tables, this.file, this.layout, repair);
   }
 

@@ -186,7 +186,12 @@ export class Qcow2Instance implements FormatInstance {
     await this.file.write(QCOW2_HDR_OFFSET.incompatibleFeatures, qcow2U64Bytes(this.header.incompatibleFeatures));
   }
 
-  /** Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. */
+  /**
+   * Called before any metadata write: refuses corrupt images, sets the dirty bit if lazy. Not
+   * a `beginWrites` mark: the bit says the refcounts on disk may lag, which only a metadata
+   * change makes true, so an overwrite in place leaves it clear (as in QEMU). The flush that
+   * writes the refcounts clears it and re-arms this.
+   */
   readonly beforeWrite = async (): Promise<void> => {
     this.assertWritable();
     if (this.lazyRefcounts && !this.dirtyByUs && this.header.version >= 3) {
@@ -197,8 +202,8 @@ export class Qcow2Instance implements FormatInstance {
     }
   };
 
+  /** Refuses writes to an image marked corrupt (the engine refuses read-only opens). */
   private assertWritable(): void {
-    if (this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot write qcow2 image: it is open read-only", { format: "qcow2" });
     if (this.corrupt && !this.inRepair) {
       throw new CorruptImageError("Cannot write qcow2 image: it is marked corrupt (repair it with check -r all)", {
         format: "qcow2",
@@ -789,7 +794,6 @@ export class Qcow2Instance implements FormatInstance {
 
   /** Full consistency check; see `check.ts`. */
   async check(repair?: RepairMode): Promise<CheckResult> {
-    if (repair && this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot repair qcow2 image: it is open read-only", { format: "qcow2" });
     // The check reads the file: cached changes go there first.
     if (!this.readOnly) await this.writeBackMetadata();
     this.inRepair = !!repair;

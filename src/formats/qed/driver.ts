@@ -19,7 +19,7 @@ import type {
   RepairMode,
 } from "../../core/format.js";
 import type { Allocation, Mapping } from "../../core/mapping.js";
-import { ImageError, UnsupportedFeatureError } from "../../errors.js";
+import { UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { writeQedBacking } from "./backing.js";
 import { checkQedTables } from "./check.js";
@@ -74,7 +74,11 @@ class QedInstance implements FormatInstance {
     this.header.features = qedFeatureBytes(on ? f | QED_F_NEED_CHECK : f & ~QED_F_NEED_CHECK);
   }
 
-  /** Sets the need-check bit durably before the first metadata change since the last flush. */
+  /**
+   * Sets the need-check bit durably before the first metadata change since the last flush. Not
+   * a `beginWrites` mark: only a table change can leave the image needing a check, so an
+   * overwrite of allocated clusters leaves the bit clear (as in QEMU).
+   */
   async beforeChange(): Promise<void> {
     if (this.needsCheck) return;
     this.setNeedCheck(true);
@@ -133,23 +137,16 @@ class QedInstance implements FormatInstance {
     return this.tables.getMapping(offset, length);
   }
 
-  private writable(): void {
-    if (this.readOnly) throw new ImageError("ERR_READ_ONLY", "Cannot write: the qed image is open read-only", { format: "qed" });
-  }
-
   allocate(offset: number, length: number): Promise<Allocation> {
-    this.writable();
     return this.tables.allocate(offset, length);
   }
 
   zeroRange(offset: number, length: number): Promise<number> {
-    this.writable();
     return this.tables.zeroRange(offset, length);
   }
 
   /** Grows the disk (as qemu-img, QED images cannot shrink). */
   async resize(newSize: number): Promise<void> {
-    this.writable();
     const size = Math.ceil(newSize / 512) * 512;
     if (size < this.size) {
       throw new UnsupportedFeatureError(`Cannot shrink qed image from ${this.size} to ${size} bytes: shrinking is not supported`, {
@@ -170,7 +167,6 @@ class QedInstance implements FormatInstance {
 
   /** Names `ref` as the backing file (rebase), after flushing everything written so far. */
   async setBacking(ref: BackingReference | undefined): Promise<void> {
-    this.writable();
     await this.flush();
     this.header = await writeQedBacking(this.file, this.header, this.headerBytes, ref);
     this.backing = ref ? { name: ref.name, format: ref.format === "raw" ? "raw" : undefined } : undefined;
@@ -184,7 +180,6 @@ class QedInstance implements FormatInstance {
 
   async check(repair?: RepairMode): Promise<CheckResult> {
     if (!repair) return checkQedTables(this.tables, false);
-    this.writable();
     // qemu-img repairs the same way for `-r leaks` and `-r all`, then checks again.
     const first = await this.repair();
     if (first.corruptionsFixed === 0) return first;

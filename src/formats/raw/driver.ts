@@ -45,8 +45,13 @@ class RawInstance implements FormatInstance {
     return {};
   }
 
+  /** Flushes and closes the file: the device owns it (an NBD connection would otherwise stay open). */
   async close(): Promise<void> {
-    if (this.file.capabilities.writable) await this.file.flush();
+    try {
+      if (this.file.capabilities.writable) await this.file.flush();
+    } finally {
+      await this.file.close();
+    }
   }
 }
 

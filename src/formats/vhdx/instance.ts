@@ -6,13 +6,12 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, DataMapping, Mapping } from "../../core/mapping.js";
-import { CorruptImageError, ImageError, UnsupportedFeatureError, formatBytes } from "../../errors.js";
+import { CorruptImageError, UnsupportedFeatureError, formatBytes } from "../../errors.js";
 import { readExact } from "../../io/helpers.js";
 import type { IoBackend } from "../../io/backend.js";
 import type { Kernel } from "../../kernel/kernel.js";
 import type { VhdxBat, VhdxBatScan, VhdxMetadataSector } from "./bat.js";
 import { checkVhdx } from "./check.js";
-import { VhdxGuardedBackend } from "./guarded-backend.js";
 import type { VhdxHeaders } from "./headers.js";
 import type { VhdxJournal } from "./journal.js";
 import {
@@ -85,7 +84,7 @@ export class VhdxInstance implements FormatInstance {
   readonly backing?: BackingReference;
   /** Zero writes into blocks that read as unallocated zeros need not allocate them. */
   readonly skipZeroAllocation = true;
-  /** The file guest data is read from and written to (guarded when writable). */
+  /** The file guest data is read from and written to. */
   private readonly dataFile: IoBackend;
   private readonly bitmaps: VhdxSectorBitmapCache;
   /** Known file length, including space reserved by allocations. */
@@ -101,8 +100,7 @@ export class VhdxInstance implements FormatInstance {
     this.backing = state.backing;
     this.fileSize = state.fileSize;
     this.allocationEnd = Math.max(state.scan.allocationEnd, Math.ceil(state.fileSize / VHDX_MIB) * VHDX_MIB);
-    const journal = state.journal;
-    this.dataFile = state.writable && journal ? new VhdxGuardedBackend(state.file, () => journal.beginDataWrite()) : state.file;
+    this.dataFile = state.file;
     this.bitmaps = new VhdxSectorBitmapCache(state.file);
   }
 
@@ -225,10 +223,18 @@ export class VhdxInstance implements FormatInstance {
     return { kind: "data", length: len, file: this.dataFile, fileOffset: blockOffset + within };
   }
 
+  /**
+   * A write session needs new FileWriteGuid and DataWriteGuid values in both headers before
+   * anything changes (once per open, as the specification asks; flushes do not end it). The
+   * engine writes guest data into allocated blocks itself, so this is the only place that
+   * sees every first change.
+   */
+  async beginWrites(): Promise<void> {
+    await this.state.journal?.beginDataWrite();
+  }
+
+  /** Refuses metadata changes the image cannot take (the engine refuses read-only opens). */
   private assertWritable(what: string): void {
-    if (!this.state.writable) {
-      throw new ImageError("ERR_READ_ONLY", `Cannot ${what}: ${this.state.file.name} is open read-only`, { format: "vhdx" });
-    }
     if (!this.state.journal?.canLog) {
       throw new UnsupportedFeatureError(`Cannot ${what}: the vhdx image has no log region, so its metadata cannot be updated safely`, {
         format: "vhdx",
@@ -254,7 +260,6 @@ export class VhdxInstance implements FormatInstance {
 
   async allocate(offset: number, length: number): Promise<Allocation> {
     this.assertWritable("write");
-    await this.state.journal!.beginDataWrite();
     const g = this.geometry;
     const block = Math.floor(offset / g.blockSize);
     const within = offset - block * g.blockSize;
@@ -320,7 +325,6 @@ export class VhdxInstance implements FormatInstance {
   /** Sets the state of whole blocks (their space is abandoned, as qemu does). */
   private async setBlocks(first: number, end: number, state: number): Promise<void> {
     if (end <= first) return;
-    await this.state.journal!.beginDataWrite();
     for (let b = first; b < end; b++) {
       const idx = payloadBatIndex(this.geometry, b);
       if (this.bat.state(idx) !== state || this.bat.offset(idx) !== 0) this.bat.set(idx, state, 0);
@@ -391,7 +395,6 @@ export class VhdxInstance implements FormatInstance {
         { format: "vhdx" },
       );
     }
-    await this.state.journal!.beginDataWrite();
     await this.writeBack();
     const grow = size > this.size;
     if (grow && this.size % g.blockSize !== 0) {

@@ -28,7 +28,7 @@ export interface VmdkExtent {
   readonly grainSize?: number;
   /** True when writes into the extent are possible at all. */
   readonly writable: boolean;
-  /** The extent's file (undefined for ZERO extents), as opened (not the write-tracking view). */
+  /** The extent's file (undefined for ZERO extents), as opened. */
   readonly file?: IoBackend;
   info(): VmdkExtentInfo;
   getMapping(rel: number, length: number): Promise<Mapping>;

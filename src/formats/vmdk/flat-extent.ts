@@ -9,13 +9,8 @@ import type { VmdkExtent, VmdkExtentInfo } from "./extent.js";
 
 /** A flat extent: guest byte `rel` lives at `offset + rel` of `file`. */
 export class VmdkFlatExtent implements VmdkExtent {
-  /**
-   * @param file the file as opened (for info, check and close)
-   * @param view what mappings point at (a write-tracking view of `file`)
-   */
   constructor(
     readonly file: IoBackend,
-    private readonly view: IoBackend,
     readonly size: number,
     private readonly offset: number,
     private readonly type: string,
@@ -27,7 +22,7 @@ export class VmdkFlatExtent implements VmdkExtent {
   }
 
   async getMapping(rel: number, length: number): Promise<Mapping> {
-    return { kind: "data", file: this.view, fileOffset: this.offset + rel, length };
+    return { kind: "data", file: this.file, fileOffset: this.offset + rel, length };
   }
 
   async check(firstSector: number): Promise<string | undefined> {

@@ -6,7 +6,7 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, Mapping, SpecialMapping } from "../../core/mapping.js";
-import { ImageError, UnsupportedFeatureError } from "../../errors.js";
+import { UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { checkVmdk } from "./check.js";
 import { encodeVmdkDescriptor, randomVmdkCid, replaceVmdkCid } from "./descriptor.js";
@@ -115,12 +115,8 @@ export class VmdkInstance implements FormatInstance {
     await t.extent.readSpecial!(t.inner, (offset - t.start) % g, into);
   }
 
+  /** Refuses allocation the image cannot take (the engine refuses read-only opens). */
   private requireWritable(): void {
-    if (this.state.readOnly) {
-      throw new ImageError("ERR_READ_ONLY", `Cannot write: vmdk image '${this.state.file.name}' is open read-only`, {
-        format: "vmdk",
-      });
-    }
     if (this.blocker) {
       throw new UnsupportedFeatureError(`Cannot allocate in vmdk image '${this.state.file.name}': ${this.blocker}`, {
         format: "vmdk",
@@ -141,7 +137,7 @@ export class VmdkInstance implements FormatInstance {
   }
 
   async zeroRange(offset: number, length: number): Promise<number> {
-    if (this.state.readOnly || this.blocker) return 0;
+    if (this.blocker) return 0;
     const { extent, rel, len } = this.locate(offset, length);
     return extent.zeroRange ? extent.zeroRange(rel, len) : 0;
   }
@@ -154,10 +150,15 @@ export class VmdkInstance implements FormatInstance {
   }
 
   /**
-   * Gives the image a new CID before its first change in this open (once; later calls wait
-   * for the first). The descriptor is rewritten in place with only the CID changed.
+   * Gives the image a new CID before its first change in this open (once per open, as QEMU:
+   * flushes do not renew it; later calls wait for the first). The descriptor is rewritten in
+   * place with only the CID changed.
    */
-  changeCid(): Promise<void> {
+  beginWrites(): Promise<void> {
+    return this.changeCid();
+  }
+
+  private changeCid(): Promise<void> {
     this.cidChange ??= this.writeNewCid();
     return this.cidChange;
   }

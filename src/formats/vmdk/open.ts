@@ -21,7 +21,6 @@ import { VmdkInstance, type VmdkState } from "./instance.js";
 import { VMDK_COWD_MAGIC, VMDK_SECTOR_SIZE, VMDK_SPARSE_MAGIC, VmdkExtentType } from "./layout.js";
 import { readVmdkSparseHeader, vmdkHeaderU64 } from "./sparse-header.js";
 import { VmdkSparseExtent } from "./sparse-extent.js";
-import { VmdkWriteHookBackend } from "./write-hook.js";
 
 /** The CID that means "no parent". */
 const NO_PARENT_CID = 0xffffffff;
@@ -30,7 +29,6 @@ const NO_PARENT_CID = 0xffffffff;
 async function openDescriptorExtents(
   ctx: OpenContext,
   d: VmdkDescriptor,
-  beforeChange: () => Promise<void>,
   opened: IoBackend[],
 ): Promise<VmdkExtent[]> {
   const extents: VmdkExtent[] = [];
@@ -55,7 +53,6 @@ async function openDescriptorExtents(
     const writable = !ctx.readOnly && line.access === "RW";
     const file = await ctx.openFile({ name: line.fileName!, relativeTo: ctx.file, writable, purpose: "extent" });
     opened.push(file);
-    const view = new VmdkWriteHookBackend(file, beforeChange);
     const fileSize = await file.size();
     if (type === VmdkExtentType.sparse) {
       const head = await readExact(file, 0, Math.min(VMDK_SECTOR_SIZE, fileSize), "header", "vmdk");
@@ -66,9 +63,9 @@ async function openDescriptorExtents(
         );
       }
       const geometry = await readVmdkSparseHeader(file, fileSize, { writable });
-      extents.push(await VmdkSparseExtent.open({ file, view, geometry, fileSize, type, writable, beforeChange }));
+      extents.push(await VmdkSparseExtent.open({ file, geometry, fileSize, type, writable }));
     } else {
-      extents.push(new VmdkFlatExtent(file, view, line.sectors * VMDK_SECTOR_SIZE, line.offsetSectors * VMDK_SECTOR_SIZE, type, writable));
+      extents.push(new VmdkFlatExtent(file, line.sectors * VMDK_SECTOR_SIZE, line.offsetSectors * VMDK_SECTOR_SIZE, type, writable));
     }
   }
   return extents;
@@ -101,7 +98,6 @@ export async function openVmdk(ctx: OpenContext): Promise<VmdkInstance> {
   const isSparse = magic === VMDK_SPARSE_MAGIC || magic === VMDK_COWD_MAGIC;
   const opened: IoBackend[] = [];
   let instance: VmdkInstance | undefined;
-  const beforeChange = (): Promise<void> => instance?.changeCid() ?? Promise.resolve();
   try {
     let extents: VmdkExtent[];
     let descriptor: { descriptor: VmdkDescriptor; place: VmdkDescriptorPlace } | undefined;
@@ -112,7 +108,7 @@ export async function openVmdk(ctx: OpenContext): Promise<VmdkInstance> {
       // A sparse header of no capacity that carries a descriptor listing other extents.
       descriptor = await readEmbeddedVmdkDescriptor(file, fileSize, head);
       createType = requireCreateType(descriptor!.descriptor);
-      extents = await openDescriptorExtents(ctx, descriptor!.descriptor, beforeChange, opened);
+      extents = await openDescriptorExtents(ctx, descriptor!.descriptor, opened);
     } else if (isSparse) {
       const geometry = await readVmdkSparseHeader(file, fileSize, { writable: !ctx.readOnly });
       descriptor = await readEmbeddedVmdkDescriptor(file, fileSize, head).catch((e: unknown) => {
@@ -122,15 +118,14 @@ export async function openVmdk(ctx: OpenContext): Promise<VmdkInstance> {
         return undefined;
       });
       createType = geometry.compressed ? "streamOptimized" : "monolithicSparse";
-      const view = new VmdkWriteHookBackend(file, beforeChange);
       extents = [
-        await VmdkSparseExtent.open({ file, view, geometry, fileSize, type: "", writable: !ctx.readOnly, beforeChange }),
+        await VmdkSparseExtent.open({ file, geometry, fileSize, type: "", writable: !ctx.readOnly }),
       ];
     } else {
       const d = await readVmdkDescriptorFile(file, fileSize);
       createType = requireCreateType(d);
       descriptor = { descriptor: d, place: { kind: "file" } };
-      extents = await openDescriptorExtents(ctx, d, beforeChange, opened);
+      extents = await openDescriptorExtents(ctx, d, opened);
     }
     let total = 0;
     for (const e of extents) total += e.size;

@@ -23,15 +23,11 @@ type GteClass = "backing" | "zero" | "data" | "compressed";
 export interface VmdkSparseExtentOptions {
   /** The extent file as opened. */
   file: IoBackend;
-  /** What data mappings point at (a write-tracking view of `file`). */
-  view: IoBackend;
   geometry: VmdkSparseGeometry;
   fileSize: number;
   /** The descriptor's type word; empty for a monolithic file. */
   type: string;
   writable: boolean;
-  /** Called before the first change to the extent's metadata. */
-  beforeChange: () => Promise<void>;
 }
 
 /** One sparse extent. */
@@ -40,10 +36,8 @@ export class VmdkSparseExtent implements VmdkExtent {
   readonly size: number;
   readonly grainSize: number;
   readonly writable: boolean;
-  private readonly view: IoBackend;
   private readonly geo: VmdkSparseGeometry;
   private readonly type: string;
-  private readonly beforeChange: () => Promise<void>;
   private tables!: VmdkGrainTables;
   private stream?: VmdkStreamGrains;
   /** Next free byte of the file for new grains and tables. */
@@ -51,12 +45,10 @@ export class VmdkSparseExtent implements VmdkExtent {
 
   private constructor(o: VmdkSparseExtentOptions) {
     this.file = o.file;
-    this.view = o.view;
     this.geo = o.geometry;
     this.size = o.geometry.capacity;
     this.grainSize = o.geometry.grainSize;
     this.type = o.type;
-    this.beforeChange = o.beforeChange;
     // Streams whose directory sits at the end cannot grow without moving it.
     this.writable = o.writable && !o.geometry.gdAtEnd;
     const g = this.grainSize;
@@ -145,7 +137,7 @@ export class VmdkSparseExtent implements VmdkExtent {
     // A GTE pointing into the header, descriptor or tables is read as it is, but never written
     // in place: a write relocates the grain instead of overwriting metadata.
     const shared = host < this.geo.grainOffset;
-    return { kind: "data", file: this.view, fileOffset: host + inGrain, length: len, ...(shared ? { shared } : {}) };
+    return { kind: "data", file: this.file, fileOffset: host + inGrain, length: len, ...(shared ? { shared } : {}) };
   }
 
   private requireWritable(): void {
@@ -186,7 +178,6 @@ export class VmdkSparseExtent implements VmdkExtent {
 
   async allocate(rel: number, length: number): Promise<Allocation> {
     this.requireWritable();
-    await this.beforeChange();
     const g = this.grainSize;
     const gtes = this.geo.gtesPerGt;
     const grain = Math.floor(rel / g);
@@ -204,7 +195,7 @@ export class VmdkSparseExtent implements VmdkExtent {
     const host = this.reserve(n * g);
     const mappingLength = Math.min(n * g, this.size - grain * g);
     return {
-      mapping: { kind: "data", file: this.view, fileOffset: host, length: mappingLength },
+      mapping: { kind: "data", file: this.file, fileOffset: host, length: mappingLength },
       commit: async () => {
         const sectors: number[] = [];
         for (let i = 0; i < n; i++) sectors.push((host + i * g) / VMDK_SECTOR_SIZE);
@@ -241,7 +232,6 @@ export class VmdkSparseExtent implements VmdkExtent {
       values.push(VMDK_GTE_ZEROED);
     }
     if (handled === 0) return 0;
-    await this.beforeChange();
     await this.link(grain, values);
     return Math.min(length, handled * g);
   }
@@ -252,7 +242,6 @@ export class VmdkSparseExtent implements VmdkExtent {
     const grain = Math.floor(rel / this.grainSize);
     const e = await this.gte(grain);
     if (this.classify(e) === "compressed") throw vmdkStreamOverwriteError(this.file.name, grain, this.grainSize);
-    await this.beforeChange();
     this.stream.dropPending(grain);
     await this.stream.writeGrain(grain, data);
     return true;

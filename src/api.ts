@@ -62,6 +62,16 @@ export {
   type Kernel,
   type KernelModule,
 } from "./kernel/index.js";
+export type {
+  SequentialDataRange,
+  SequentialOutput,
+  SequentialSource,
+  SequentialWriteContext,
+  SequentialWritePlan,
+  SequentialWriter,
+} from "./core/sequential-writer.js";
+export { deviceStream, type DeviceStreamOptions } from "./core/device-stream.js";
+export * from "./streams/index.js";
 export {
   NbdServer,
   NbdClient,

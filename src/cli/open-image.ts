@@ -9,6 +9,7 @@ import type { FileOpener, IoBackend } from "../io/backend.js";
 import { NodeFileBackend, createImage, isNbdUrl, openImage, openNbd, type NodeFileOptions } from "../node.js";
 import type { CreateImageOptions } from "../ops/open.js";
 import { openError } from "./errors.js";
+import { rejectPipeSource } from "./pipe-source.js";
 
 /**
  * The name qemu-img shows for `name` stored in the image at `base`: absolute names as they are,
@@ -90,6 +91,7 @@ export async function openCliImage(path: string, options: CliOpenOptions = {}): 
         throw e;
       }
     }
+    rejectPipeSource(path);
     const blocking = options.blocking ?? blockingFor(options.readOnly);
     const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking, cache: options.cache });
     files.set(path, top);

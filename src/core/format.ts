@@ -6,6 +6,7 @@
 import type { FileOpener, IoBackend } from "../io/backend.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Allocation, Mapping, SpecialMapping } from "./mapping.js";
+import type { SequentialWriter } from "./sequential-writer.js";
 
 /** What a driver's `probe` sees of a file. */
 export interface ProbeInput {
@@ -295,6 +296,11 @@ export interface FormatDriver {
   readonly createOptions: readonly CreateOptionSpec[];
   /** True when the format can record a backing file at create time. */
   readonly supportsBacking?: boolean;
+  /**
+   * Writes the format front to back into an append-only sink (pipes, `WritableStream`s).
+   * Absent when the format's layout needs a seekable file.
+   */
+  readonly sequentialWriter?: SequentialWriter;
   /** Options `qemu-img amend` takes for this format (`amend -o help` lists them). */
   readonly amendOptions?: readonly CreateOptionSpec[];
   /**

@@ -12,6 +12,7 @@ import { progressReporter, throwIfAborted } from "./abort.js";
 import { firstDifference } from "./bytes.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Allocation, Mapping } from "./mapping.js";
+import { deviceStream, type DeviceStreamOptions } from "./device-stream.js";
 import { Mutex } from "./mutex.js";
 
 /** Options of {@link ImageDevice}. */
@@ -748,6 +749,11 @@ export class ImageDevice implements BlockDevice {
 
   info(): Promise<FormatInfo> {
     return this.instance.info();
+  }
+
+  /** The guest bytes of `[start, end)` as a `ReadableStream`; see {@link deviceStream}. */
+  stream(options?: DeviceStreamOptions): ReadableStream<Uint8Array> {
+    return deviceStream(this, options);
   }
 
   async close(): Promise<void> {

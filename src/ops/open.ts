@@ -49,6 +49,11 @@ export interface CreateImageOptions extends Omit<OpenImageOptions, "format" | "r
   backingFile?: string;
   /** Backing file format to record; probed when absent. */
   backingFormat?: string;
+  /**
+   * Record `backingFile` without opening it (`qemu-img create -u`): `size` and `backingFormat`
+   * must then be given, and the created image is returned open without its backing chain.
+   */
+  unsafeBacking?: boolean;
 }
 
 const PROBE_HEAD = 65536;
@@ -223,11 +228,17 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
       if (!driver.supportsBacking) {
         throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format ${driver.name} does not support backing files`);
       }
-      const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
-      const base = await openLayer(bio, { ...options, format: backingFormat, readOnly: true }, 1, new Set([io.name]));
-      backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
-      await base.close();
-      size ??= backing.size;
+      if (options.unsafeBacking) {
+        if (size === undefined) throw new RangeError("Image creation needs a size parameter");
+        if (!backingFormat) throw new RangeError("An unsafe backing file needs its format (backingFormat)");
+        backing = { name: backingFile, format: backingFormat, size };
+      } else {
+        const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
+        const base = await openLayer(bio, { ...options, format: backingFormat, readOnly: true }, 1, new Set([io.name]));
+        backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
+        await base.close();
+        size ??= backing.size;
+      }
     }
     if (size === undefined) throw new RangeError("Cannot create an image without a size (give a size or a backing file)");
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`Invalid image size ${size}`);
@@ -236,5 +247,5 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
     await io.close().catch(() => {});
     throw e;
   }
-  return openLayer(io, { ...options, format: driver.name, readOnly: false }, 0, new Set());
+  return openLayer(io, { ...options, format: driver.name, readOnly: false, noBacking: !!options.unsafeBacking }, 0, new Set());
 }

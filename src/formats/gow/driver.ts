@@ -57,12 +57,8 @@ async function openGow(ctx: OpenContext, layout: GowVersionLayout): Promise<Form
   const mapProblem = gowMapProblem(map, h.allocated);
   if (mapProblem) {
     if (foreign) refuse(mapProblem);
-    if (!ctx.readOnly) {
-      throw new CorruptImageError(`Cannot open ${name} image read-write: ${mapProblem} (open it read-only to check it)`, {
-        format: name,
-        structure: "map",
-      });
-    }
+    // Opened read-write anyway so that `check -r all` can repair it; writes are refused until then.
+    if (!ctx.readOnly) ctx.warn(`${name} image '${file.name}' is inconsistent (${mapProblem}): run 'check -r all' before writing`);
   }
   if (foreign) {
     ctx.warn(`Opening '${file.name}' as ${name} although its magic ${magicText} is unknown: the header passes the structural checks`);

@@ -42,6 +42,21 @@ interface Tally {
   expected: Uint32Array;
   nbClusters: number;
   rebuild: boolean;
+  /** Some structure or data cluster lies past the end of the file (a crash lost its write). */
+  pastEof: boolean;
+  fileSize: number;
+  /** Where the file should end at least: a cluster that starts inside the file ends past it. */
+  shortEnd: number;
+  shortCount: number;
+}
+
+/** Notes a cluster-sized structure that starts inside the file but ends past it (too short a file). */
+function checkShort(t: Tally, offset: number, bytes: number, what: string): void {
+  if (offset >= t.fileSize || offset + bytes <= t.fileSize) return;
+  t.res.corruptions++;
+  t.res.messages.push(`ERROR ${what} at ${hex(offset)} ends past the end of the file (${t.fileSize} bytes): the file is too short`);
+  t.shortEnd = Math.max(t.shortEnd, offset + bytes);
+  t.shortCount++;
 }
 
 function newResult(): CheckResult {
@@ -57,6 +72,7 @@ function inc(t: Tally, cs: number, offset: number, size: number, what: string): 
     if (c >= t.nbClusters) {
       t.res.corruptions++;
       t.res.messages.push(`ERROR ${what} at ${hex(c * cs)} is beyond the end of the file`);
+      t.pastEof = true;
       continue;
     }
     t.expected[c]++;
@@ -64,9 +80,11 @@ function inc(t: Tally, cs: number, offset: number, size: number, what: string): 
 }
 
 async function readTable(inst: Qcow2Instance, t: Tally, offset: number, bytes: number, what: string): Promise<Uint8Array | undefined> {
+  checkShort(t, offset, bytes, what);
   if (offset + bytes > t.nbClusters * inst.clusterSize) {
     t.res.corruptions++;
     t.res.messages.push(`ERROR ${what} at ${hex(offset)} extends past the end of the file`);
+    t.pastEof = true;
     return undefined;
   }
   try {
@@ -126,7 +144,10 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
       nextContiguous = off + cs;
     }
     // Clusters of an external data file are not refcounted.
-    if (!external) inc(t, cs, off, cs, "data cluster");
+    if (!external) {
+      inc(t, cs, off, cs, "data cluster");
+      checkShort(t, off, cs, "data cluster");
+    }
     if (off % cs !== 0) {
       res.corruptions++;
       res.messages.push(`ERROR offset=${hex(off)}: Cluster is not properly aligned; L2 entry corrupted.`);
@@ -187,7 +208,9 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
   if (nbClusters > MAX_TRACKED_CLUSTERS) {
     throw new LimitExceededError(`Cannot check qcow2 image: ${formatBytes(fileSize)} file has more than ${MAX_TRACKED_CLUSTERS} clusters`, { format: "qcow2" });
   }
-  const t: Tally = { res, expected: new Uint32Array(nbClusters), nbClusters, rebuild: false };
+  const t: Tally = {
+    res, expected: new Uint32Array(nbClusters), nbClusters, rebuild: false, pastEof: false, fileSize, shortEnd: 0, shortCount: 0,
+  };
   res.totalClusters = Math.ceil(inst.size / cs);
   res.allocatedClusters = 0;
   res.fragmentedClusters = 0;
@@ -218,6 +241,7 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
       t.rebuild = true;
       continue;
     }
+    checkShort(t, off, cs, `refcount block ${i}`);
     t.expected[c]++;
     if (t.expected[c] !== 1) {
       res.corruptions++;
@@ -335,6 +359,56 @@ async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Uint32
 }
 
 /**
+ * Clears the active L1 entries whose L2 table and the L2 entries whose data cluster lie past
+ * the end of the file. A volatile disk cache can keep such an entry and lose the write that
+ * would have extended the file; that write was never flushed, so the guest range it mapped
+ * goes back to unallocated. The refcounts are rebuilt afterwards.
+ */
+async function dropPastEof(inst: Qcow2Instance, res: CheckResult): Promise<void> {
+  const cs = inst.clusterSize;
+  const map = inst.map;
+  if (map.l1TableOffset !== inst.header.l1TableOffset) return;
+  const nbClusters = Math.ceil((await inst.file.size()) / cs);
+  const past = (offset: number, bytes: number) => Math.floor((offset + Math.max(bytes, 1) - 1) / cs) >= nbClusters;
+  const l1v = new DataView(map.l1.buffer, map.l1.byteOffset, map.l1.byteLength);
+  for (let i = 0; i < map.l1Size; i++) {
+    const hi = l1v.getUint32(i * 8);
+    const l2off = qcow2EntryOffset(hi, l1v.getUint32(i * 8 + 4));
+    if (l2off === 0 || l2off % cs !== 0) continue;
+    if (past(l2off, cs)) {
+      res.messages.push(`Repairing L1 entry ${i}: its L2 table at ${hex(l2off)} is past the end of the file`);
+      await map.clearL1Entry(i);
+      continue;
+    }
+    if (inst.dataFile) continue;
+    const table = await readZeroPadded(inst.file, l2off, cs);
+    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    let dirty = false;
+    for (let j = 0; j < map.l2Entries; j++) {
+      const p = j * map.entryBytes;
+      const ehi = dv.getUint32(p);
+      const elo = dv.getUint32(p + 4);
+      let gone: boolean;
+      if (ehi & QCOW2_OFLAG_COMPRESSED_HI) {
+        const d = qcow2DecodeCompressed(ehi & ~QCOW2_OFLAG_COPIED_HI, elo, inst.clusterBits);
+        const start = d.hostOffset - (d.hostOffset % QCOW2_COMPRESSED_SECTOR);
+        gone = past(start, d.hostLength + (d.hostOffset - start));
+      } else {
+        const off = qcow2EntryOffset(ehi, elo);
+        gone = off !== 0 && off % cs === 0 && past(off, cs);
+      }
+      if (!gone) continue;
+      res.messages.push(`Repairing L2 entry ${j} of the table at ${hex(l2off)}: its data is past the end of the file`);
+      table.fill(0, p, p + map.entryBytes);
+      dirty = true;
+    }
+    if (dirty) await inst.file.write(l2off, table);
+  }
+  map.l2Cache.clear();
+  await inst.file.flush();
+}
+
+/**
  * Writes a complete refcount structure for `expected` (which must leave out the old refcount
  * structure) after `start`, then points the header at it.
  */
@@ -421,10 +495,22 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
       await checkCopied(inst, res, first.stored, false);
       return res;
     }
+    // A file that ends inside a cluster in use is extended with zeros (what the cluster's
+    // unwritten tail reads as anyway), then checked again.
+    if (repair === "all" && first.t.shortEnd > 0) {
+      const from = first.t.fileSize;
+      await inst.file.truncate(first.t.shortEnd);
+      await inst.file.flush();
+      const again = await checkQcow2(inst, repair);
+      again.corruptionsFixed += first.t.shortCount;
+      again.messages = [`Repairing the file is too short: extended from ${from} to ${first.t.shortEnd} bytes`, ...again.messages];
+      return again;
+    }
     // Leaks alone are lowered in place; anything else gets a fresh refcount structure.
-    const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError);
+    const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError || first.t.pastEof);
     if (needRebuild) {
       const before = { corruptions: res.corruptions, leaks: res.leaks };
+      if (first.t.pastEof) await dropPastEof(inst, res);
       const clean = await calculate(inst, newResult(), false);
       const start = Math.max(first.t.nbClusters, first.cmp.highest + 1);
       await rebuild(inst, clean.expected, start);

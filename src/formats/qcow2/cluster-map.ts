@@ -204,8 +204,10 @@ export class Qcow2ClusterMap {
     this.l2Cache.insert(off, table);
     const held = this.hold(off, table);
     try {
-      // The table's refcount (in a cached block) reaches the file before the L1 entry does.
+      // The table and its refcount (in a cached block) are on stable storage before the L1
+      // entry is written: a volatile disk cache could otherwise keep the entry and lose either.
       await refcounts.writeBack();
+      await this.file.flush();
       await this.writeL1Entry(i, off);
       if (old !== 0) await refcounts.adjust(old / this.clusterSize, 1, -1);
     } catch (e) {

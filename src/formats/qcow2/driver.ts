@@ -25,6 +25,7 @@ import {
   qcow2OffsetLo,
 } from "./layout.js";
 import { Qcow2Refcounts } from "./refcounts.js";
+import { qcow2SequentialWriter } from "./sequential-writer.js";
 import { readQcow2Snapshots, type Qcow2Snapshot } from "./snapshots.js";
 import { QCOW2_AMEND_OPTIONS } from "./amend.js";
 
@@ -214,6 +215,7 @@ export const qcow2Driver: FormatDriver = {
   createOptions: QCOW2_CREATE_OPTIONS,
   amendOptions: QCOW2_AMEND_OPTIONS,
   supportsBacking: true,
+  sequentialWriter: qcow2SequentialWriter,
   probe(input: ProbeInput): number {
     const h = input.head;
     if (h.length < 8) return 0;

@@ -5,6 +5,7 @@
 import type { CreateContext, FormatDriver, FormatInfo, FormatInstance, OpenContext } from "../../core/format.js";
 import type { Allocation, Mapping } from "../../core/mapping.js";
 import type { IoBackend } from "../../io/backend.js";
+import { rawSequentialWriter } from "./sequential-writer.js";
 
 class RawInstance implements FormatInstance {
   readonly format = "raw";
@@ -63,6 +64,7 @@ export const rawDriver: FormatDriver = {
     { name: "preallocation", type: "enum", values: ["off", "falloc", "full"], help: "Preallocation mode", defaultText: "off" },
   ],
   probe: () => 1,
+  sequentialWriter: rawSequentialWriter,
   async open(ctx: OpenContext): Promise<FormatInstance> {
     return new RawInstance(ctx.file, await ctx.file.size());
   },

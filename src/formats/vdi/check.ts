@@ -5,11 +5,12 @@
  *
  * The result carries counts only (no statistics, no image end offset), as qemu-img's does.
  *
- * Where vdisk differs from qemu-img (which cannot repair VDI at all): a header that counts
- * more blocks than the map uses, and file space past the last block, are what an interrupted
- * allocation leaves; vdisk reports them as leaks (qemu-img calls the first a corruption).
- * `-r leaks` moves the last blocks into unused slots and truncates; `-r all` also drops entries
- * past the image, gives duplicated blocks their own copy, and fixes an undercounting header.
+ * A `blocksAllocated` that differs from the number of blocks the map uses is a corruption, with
+ * qemu-img's message. Where vdisk differs from qemu-img (which cannot repair VDI at all): file
+ * space past the last block in use is a leak, which `-r leaks` truncates; `-r all` also drops
+ * entries past the image, gives duplicated blocks their own copy, raises an undercounting
+ * header, and for an overcounting one moves the last blocks into the unused slots and lowers
+ * the count.
  * @module
  */
 import type { CheckResult, RepairMode } from "../../core/format.js";
@@ -97,22 +98,19 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
   const allocated = inst.header.blocksAllocated;
   // File space past the last counted block (measured before any compaction moves the end).
   const fileSize = await inst.file.size();
-  const countedEnd = h.offsetData + allocated * bs;
-  const tailLeak = fileSize > countedEnd && allocated < blocks ? Math.ceil((fileSize - countedEnd) / bs) : 0;
-  if (maxUsed + 1 > allocated) {
+  // Blocks past the header's count that the map uses are not leaked space.
+  const effective = Math.max(allocated, maxUsed + 1);
+  const countedEnd = h.offsetData + effective * bs;
+  const tailLeak = fileSize > countedEnd && effective < blocks ? Math.ceil((fileSize - countedEnd) / bs) : 0;
+  if (used !== allocated || maxUsed + 1 > allocated) {
+    // qemu-img's wording: "is" the count found in the map, "should be" the header's.
     res.corruptions++;
     res.messages.push(`${fixAll && canWrite ? "Repairing" : "ERROR"}: allocated blocks mismatch, is ${used}, should be ${allocated}`);
     if (fixAll && canWrite) {
-      await setAllocated(inst, maxUsed + 1);
-      res.corruptionsFixed++;
-    }
-  } else if (used < allocated) {
-    const leaked = allocated - used;
-    res.leaks += leaked;
-    res.messages.push(`${repair && canWrite ? "Repairing" : "ERROR"}: ${leaked} data blocks are not used by any guest block (allocated blocks mismatch, is ${used}, should be ${allocated})`);
-    if (repair && canWrite) {
-      // Compact: move the last blocks into the unused slots (copy first, then repoint the entry,
-      // so a crash leaves at worst a leaked copy), then shrink the count.
+      // Count every block in use first (the header then never undercounts the map), then
+      // compact: move the last blocks into the unused slots (copy first, then repoint the
+      // entry, so a crash leaves at worst a leaked copy) and lower the count.
+      if (maxUsed + 1 > allocated) await setAllocated(inst, maxUsed + 1);
       const usedDesc = [...owner.keys()].sort((a, b) => b - a);
       let hole = 0;
       for (const d of usedDesc) {
@@ -121,13 +119,15 @@ export async function checkVdi(inst: VdiInstance, repair?: RepairMode): Promise<
         const guest = owner.get(d)!;
         const data = await readCluster(inst, h.offsetData + d * bs, bs);
         await inst.file.write(h.offsetData + hole * bs, data);
+        await inst.file.flush();
         await setEntry(inst, guest, hole);
         owner.set(hole, guest);
         owner.delete(d);
       }
+      await inst.file.flush();
       used = owner.size;
       await setAllocated(inst, used);
-      res.leaksFixed += leaked;
+      res.corruptionsFixed++;
       maxUsed = used - 1;
     }
   }

@@ -68,6 +68,12 @@ export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<Ch
     }
   }
 
+  // BAT entries past the end of the file (read as unallocated since the open).
+  for (const i of dyn.pastEof) {
+    res.corruptions++;
+    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} block ${i} extends past the end of the file: its BAT entry is cleared`);
+  }
+
   // Space after the last block that nothing uses (before the end footer).
   const used = bm.freeOffset;
   const footerAt = tailOk ? fileSize - VHD_FOOTER_SIZE : fileSize;
@@ -86,6 +92,12 @@ export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<Ch
     if (fixAll && !headerOk) {
       await file.write(dyn.headerOffset, encodeVhdDynamicHeader(dyn.header));
       res.corruptionsFixed++;
+    }
+    if (fixAll && dyn.pastEof.length > 0) {
+      const entry = new Uint8Array(4).fill(0xff);
+      for (const i of dyn.pastEof) await file.write(dyn.batOffset + i * 4, entry);
+      res.corruptionsFixed += dyn.pastEof.length;
+      dyn.pastEof.length = 0;
     }
     if (fixAll && !headOk) {
       await file.write(0, footerBytes);

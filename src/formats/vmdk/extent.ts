@@ -46,7 +46,7 @@ export interface VmdkExtent {
    * `check -r all` (sparse extents): clears what points past the end of the file (grain
    * tables, GTEs), which a crash with a volatile disk cache can leave. Returns one line per fix.
    */
-  repair?(): Promise<string[]>;
+  repair?(beforeFirstFix?: () => Promise<void>): Promise<string[]>;
   /** Writes out buffered state (pending stream grains) and flushes the file. */
   flush(): Promise<void>;
 }

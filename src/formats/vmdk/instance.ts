@@ -6,7 +6,7 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, Mapping, SpecialMapping } from "../../core/mapping.js";
-import { UnsupportedFeatureError } from "../../errors.js";
+import { ImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { checkVmdk } from "./check.js";
 import { encodeVmdkDescriptor, randomVmdkCid, replaceVmdkCid } from "./descriptor.js";
@@ -203,7 +203,7 @@ export class VmdkInstance implements FormatInstance {
     }
     const fixes: string[] = [];
     if (repair === "all") {
-      for (const e of this.state.extents) if (e.repair) fixes.push(...(await e.repair()));
+      for (const e of this.state.extents) if (e.repair) fixes.push(...(await e.repair(() => this.changeCid())));
     }
     const r = await checkVmdk(this.state.extents, this.starts);
     r.corruptionsFixed = fixes.length;

@@ -287,12 +287,13 @@ export class VmdkSparseExtent implements VmdkExtent {
     return undefined;
   }
 
-  async repair(): Promise<string[]> {
+  /** `beforeFirstFix` runs once, before the first write of the repair (the CID renewal). */
+  async repair(beforeFirstFix: () => Promise<void> = async () => {}): Promise<string[]> {
     if (!this.writable) return [];
     const fileSize = await this.file.size();
     const fixes: string[] = [];
     const change = async () => {
-      if (fixes.length === 0) await this.beforeChange();
+      if (fixes.length === 0) await beforeFirstFix();
     };
     const gtes = this.geo.gtesPerGt;
     for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {

@@ -14,6 +14,7 @@ import { ddCommand } from "./commands/dd.js";
 import { infoCommand } from "./commands/info.js";
 import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
+import { measureCommand } from "./commands/measure.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
 import { serveCommand } from "./commands/serve.js";
@@ -34,6 +35,7 @@ export const COMMANDS: readonly Command[] = [
   infoCommand,
   ioCommand,
   mapCommand,
+  measureCommand,
   rebaseCommand,
   resizeCommand,
   serveCommand,

@@ -12,6 +12,7 @@ import { createGowImage } from "./create.js";
 import { decodeGowHeader, gowHeaderProblem, gowMapProblem, readGowMap } from "./header.js";
 import { GowInstance } from "./instance.js";
 import { GOW_VERSIONS, GowHeaderCodec, gowMagicText, gowMagicVersion, type GowVersionLayout } from "./layout.js";
+import { measureGow } from "./measure.js";
 
 async function openGow(ctx: OpenContext, layout: GowVersionLayout): Promise<FormatInstance> {
   const name = layout.name;
@@ -95,6 +96,7 @@ function makeGowDriver(layout: GowVersionLayout): FormatDriver {
     probe: (input) => probeGow(input, layout),
     open: (ctx) => openGow(ctx, layout),
     create: (ctx: CreateContext) => createGowImage(ctx, layout),
+    measure: (input) => measureGow(input, layout),
   };
 }
 

@@ -11,6 +11,7 @@ import { checkQcow2 } from "./check.js";
 import { Qcow2ClusterMap } from "./cluster-map.js";
 import { QCOW2_CREATE_OPTIONS, createQcow2, qcow2CreateParams } from "./create.js";
 import { qcow2Corrupt, qcow2Unsupported } from "./errors.js";
+import { QCOW2_MEASURE_OPTIONS, measureQcow2 } from "./measure.js";
 import { QCOW2_HDR_OFFSET, qcow2U64Bytes, readQcow2Header, type Qcow2Header } from "./header.js";
 import { Qcow2Instance } from "./instance.js";
 import {
@@ -216,6 +217,8 @@ export const qcow2Driver: FormatDriver = {
   amendOptions: QCOW2_AMEND_OPTIONS,
   supportsBacking: true,
   sequentialWriter: qcow2SequentialWriter,
+  measure: measureQcow2,
+  measureOptions: QCOW2_MEASURE_OPTIONS,
   probe(input: ProbeInput): number {
     const h = input.head;
     if (h.length < 8) return 0;

@@ -857,6 +857,8 @@ export class Qcow2Instance implements FormatInstance {
       dirty: (h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) !== 0n,
       formatSpecific: { type: "qcow2", data },
     };
+    // Version 3 can keep persistent bitmaps (version 2 has no extensions for them).
+    if (h.version >= 3) info.persistentBitmaps = this.bitmaps.map((b) => ({ name: b.name, granularity: 2 ** b.granularityBits }));
     if (this.snapshots.length > 0) {
       info.snapshots = this.snapshots.map((s) => ({
         id: s.id,

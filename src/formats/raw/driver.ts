@@ -4,6 +4,7 @@
  */
 import type { CreateContext, FormatDriver, FormatInfo, FormatInstance, OpenContext } from "../../core/format.js";
 import type { Allocation, Mapping } from "../../core/mapping.js";
+import { roundUp, type MeasureInput, type MeasureResult } from "../../core/measure.js";
 import type { IoBackend } from "../../io/backend.js";
 import { rawSequentialWriter } from "./sequential-writer.js";
 
@@ -56,6 +57,15 @@ class RawInstance implements FormatInstance {
   }
 }
 
+/**
+ * qemu-img measure for raw: the file is as long as the disk (rounded up to whole 512-byte
+ * sectors, as qemu-img sizes disks), whatever the source holds: unallocated sectors count too.
+ */
+function measureRaw(input: MeasureInput): MeasureResult {
+  const bytes = roundUp(input.size, 512);
+  return { required: bytes, fullyAllocated: bytes };
+}
+
 /** The raw format driver. Probes with the lowest score so any other format wins. */
 export const rawDriver: FormatDriver = {
   name: "raw",
@@ -63,6 +73,9 @@ export const rawDriver: FormatDriver = {
   createOptions: [
     { name: "preallocation", type: "enum", values: ["off", "falloc", "full"], help: "Preallocation mode", defaultText: "off" },
   ],
+  // qemu-img measure takes any preallocation text for raw (the file protocol's option).
+  measureOptions: [{ name: "preallocation", type: "string", help: "Preallocation mode", defaultText: "off" }],
+  measure: measureRaw,
   probe: () => 1,
   sequentialWriter: rawSequentialWriter,
   async open(ctx: OpenContext): Promise<FormatInstance> {

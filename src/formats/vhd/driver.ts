@@ -13,6 +13,7 @@ import { VhdInstance, type VhdState } from "./instance.js";
 import { VHD_MAX_SECTORS, VhdDiskType, encodeVhdFooter, type VhdDiskTypeName } from "./layout.js";
 import { readVhdParentNames, vhdPathToName } from "./parent.js";
 import { vhdSequentialWriter } from "./sequential-writer.js";
+import { measureVhd } from "./measure.js";
 
 async function openVhd(ctx: OpenContext): Promise<FormatInstance> {
   const file = ctx.file;
@@ -122,4 +123,5 @@ export const vhdDriver: FormatDriver = {
   sequentialWriter: vhdSequentialWriter,
   open: openVhd,
   create: (ctx: CreateContext) => createVhd(ctx),
+  measure: measureVhd,
 };

@@ -7,6 +7,7 @@
  * no leaks to find.
  * @module
  */
+import { pushCheckMessage } from "../../core/check-messages.js";
 import type { CheckResult } from "../../core/format.js";
 import type { VmdkExtent } from "./extent.js";
 import { VMDK_SECTOR_SIZE } from "./layout.js";
@@ -22,7 +23,7 @@ export async function checkVmdk(extents: readonly VmdkExtent[], starts: readonly
       // A file that ends inside a grain is vdisk's finding (qemu-img does not look): a plain
       // corruption that `-r all` repairs, not a failed check.
       result.checkErrors = problem.endsWith(VMDK_FILE_TOO_SHORT) ? 0 : 1;
-      result.messages.push(problem);
+      pushCheckMessage(result.messages, problem);
       break;
     }
   }

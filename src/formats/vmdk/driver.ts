@@ -9,6 +9,7 @@ import { looksLikeVmdkDescriptor, startsWithVmdkSignature } from "./descriptor.j
 import { VMDK_ADAPTER_TYPES, VMDK_COWD_MAGIC, VMDK_SPARSE_MAGIC, VMDK_SUBFORMATS } from "./layout.js";
 import { openVmdk } from "./open.js";
 import { vmdkSequentialWriter } from "./sequential-writer.js";
+import { measureVmdk } from "./measure.js";
 
 function probeVmdk(input: ProbeInput): number {
   const h = input.head;
@@ -46,4 +47,5 @@ export const vmdkDriver: FormatDriver = {
   sequentialWriter: vmdkSequentialWriter,
   open: openVmdk,
   create: createVmdk,
+  measure: measureVmdk,
 };

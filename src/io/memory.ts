@@ -78,7 +78,7 @@ export class MemoryBackend implements IoBackend {
     let cap = Math.max(this.buf.length * 2, 4096);
     while (cap < end) cap *= 2;
     cap = Math.min(cap, Math.max(end, this.maxSize));
-    let next: Uint8Array;
+    let next: Uint8Array<ArrayBuffer>;
     try {
       next = new Uint8Array(cap);
     } catch {

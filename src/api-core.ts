@@ -48,4 +48,12 @@ export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
 export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
-export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
+export {
+  getKernel,
+  setKernel,
+  loadKernel,
+  compileKernelModule,
+  tsKernel,
+  type Kernel,
+  type KernelModule,
+} from "./kernel/index.js";

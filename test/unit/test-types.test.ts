@@ -30,11 +30,13 @@ describe("the tests type-check", { timeout: 240_000 }, () => {
     expect(node.compilerOptions.noEmit).toBe(true);
     expect(browser.include).toContain("test/**/*.browser.test.ts");
     expect(browser.compilerOptions.types).toEqual([]);
-    // Left out of the Node project: the browser tests (checked by the other project) and the
-    // Deno API check (checked by `deno check` in runtimes.test.ts).
+    // Left out of the Node project: the browser tests and the OPFS test's worker (checked by the
+    // other project) and the Deno API check (checked by `deno check` in runtimes.test.ts).
+    expect(browser.include).toContain("test/runtime/opfs-worker.ts");
     expect(node.exclude).toEqual([
       "test/**/*.browser.test.ts",
       "test/runtime/browser-entry.ts",
+      "test/runtime/opfs-worker.ts",
       "test/runtime/deno-api-check.ts",
       "test/unit/neutral-globals.d.ts",
     ]);

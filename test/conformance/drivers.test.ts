@@ -7,7 +7,7 @@
  * only what is specific to a format.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, builtinDrivers, createImage, openImage, type BlockDevice, type IoBackend } from "../../src/index.js";
+import { MemoryBackend, builtinDrivers, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { randInt, rng } from "../formats/image-model.js";
 import { pattern } from "../helpers/random.js";
 import { keepOpen as keep } from "../helpers/memory.js";

@@ -16,7 +16,6 @@ import {
   openImage,
   rebaseImage,
   type BlockDevice,
-  type IoBackend,
   type Progress,
 } from "../../src/index.js";
 import { pattern } from "../helpers/random.js";

@@ -7,26 +7,14 @@
  * only what is specific to a format.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, builtinDrivers, createImage, openImage, type BlockDevice, type IoBackend } from "../../src/index.js";
+import { MemoryBackend, builtinDrivers, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { randInt, rng } from "../formats/image-model.js";
 import { pattern } from "../helpers/random.js";
+import { keepOpen as keep } from "../helpers/memory.js";
 
 const KiB = 1024;
 const MiB = 1 << 20;
 
-/** A view of `m` whose close() keeps the bytes, so the image can be reopened. */
-function keep(m: MemoryBackend): IoBackend {
-  return {
-    name: m.name,
-    capabilities: m.capabilities,
-    read: (o, i) => m.read(o, i),
-    write: (o, d) => m.write(o, d),
-    flush: () => m.flush(),
-    size: () => m.size(),
-    truncate: (n) => m.truncate(n),
-    close: async () => {},
-  };
-}
 
 /** First index where `got` differs from `model`, -1 when equal. */
 function firstDiff(got: Uint8Array, model: Uint8Array): number {

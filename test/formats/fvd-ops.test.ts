@@ -10,6 +10,7 @@ import type { IoBackend, OpenFileRequest } from "../../src/io/backend.js";
 import { amendImage } from "../../src/ops/amend.js";
 import { rebaseImage } from "../../src/ops/rebase.js";
 import { diffAt, fillPattern, seeded } from "./gow-fvd-helpers.js";
+import { keepOpen as view } from "../helpers/memory.js";
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -23,18 +24,6 @@ function sharedOpener(files: Map<string, MemoryBackend>) {
   };
 }
 
-function view(m: MemoryBackend): IoBackend {
-  return {
-    name: m.name,
-    capabilities: m.capabilities,
-    read: (o, i) => m.read(o, i),
-    write: (o, d) => m.write(o, d),
-    flush: () => m.flush(),
-    size: () => m.size(),
-    truncate: (n) => m.truncate(n),
-    close: async () => {},
-  };
-}
 
 async function randomWrites(img: BlockDevice, model: Uint8Array, seed: number, count: number, maxLen: number): Promise<void> {
   const r = seeded(seed);

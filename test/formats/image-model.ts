@@ -7,17 +7,7 @@ import type { BlockDevice } from "../../src/index.js";
 import { MemoryBackend } from "../../src/index.js";
 import type { FileOpener } from "../../src/io/backend.js";
 
-/** A small deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from "../helpers/random.js";
 
 /** An integer in `[0, n)`. */
 export function randInt(r: () => number, n: number): number {

@@ -16,10 +16,10 @@ import {
   openImage,
   rebaseImage,
   type BlockDevice,
-  type IoBackend,
   type Progress,
 } from "../../src/index.js";
 import { pattern } from "../helpers/random.js";
+import { keepOpen as view } from "../helpers/memory.js";
 
 const MiB = 1 << 20;
 
@@ -28,19 +28,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
 
-/** `m` as a backend whose close() keeps it open, so a test can reopen the same bytes. */
-function view(m: MemoryBackend): IoBackend {
-  return {
-    name: m.name,
-    capabilities: m.capabilities,
-    read: (o, i) => m.read(o, i),
-    write: (o, d) => m.write(o, d),
-    flush: () => m.flush(),
-    size: () => m.size(),
-    truncate: (n) => m.truncate(n),
-    close: async () => {},
-  };
-}
 
 /** A raw source of `size` bytes holding a pattern in every other MiB. */
 async function patternedRaw(size: number): Promise<BlockDevice> {

@@ -4,8 +4,8 @@
 // vdisk's fzstd call and through fzstd(dat, buf) as vdisk called it before (the buffer
 // stringified per frame), and the Wasm zstd encoder. 64 KiB clusters that deflate to about half.
 // Needs a build (dist/). Not a comparison with qemu-img: bench/compressed.mjs is.
-import { JS_COMPRESSION_CODECS as js } from "../dist/codec/compression.js";
-import { nodeCompressionCodecs } from "../dist/adapters/node/compression.js";
+// The Node entry (dist/ has no per-module JavaScript): it also installs the Wasm zstd encoder.
+import { JS_COMPRESSION_CODECS as js, nodeCompressionCodecs } from "../dist/node.js";
 import { decompress } from "fzstd";
 const native = { ...js, ...nodeCompressionCodecs() };
 const N = Number(process.argv[2] ?? 400), CS = 65536;

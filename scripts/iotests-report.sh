@@ -7,7 +7,8 @@
 # Results land in OUTDIR/FORMAT.log (check's own output) and OUTDIR/FORMAT/ (scratch and
 # *.out.bad files). The table is also written to OUTDIR/table.txt. Tests are selected by content:
 # bash tests that never start qemu-system, qemu-storage-daemon or qemu-nbd. Runs one format at a
-# time (check -j1) so it stays light on a shared machine.
+# time (check -j1) so it stays light on a shared machine. VDISK_CLI=path/to/dist/cli/main.js runs
+# another build of vdisk (e.g. main's, for a before/after comparison).
 set -eu
 real=0
 if [ "${1:-}" = "--real" ]; then real=1; shift; fi
@@ -40,7 +41,7 @@ if [ $real = 1 ]; then
   img=$(command -v qemu-img)
   io=$(command -v qemu-io)
 else
-  main="$repo/dist/cli/main.js"
+  main="${VDISK_CLI:-$repo/dist/cli/main.js}"
   [ -f "$main" ] || { echo "$main is missing: run npm run build first" >&2; exit 2; }
   printf '#!/bin/sh\nexec node "%s" "$@"\n' "$main" >"$bin/qemu-img"
   printf '#!/bin/sh\nexec node "%s" io "$@"\n' "$main" >"$bin/qemu-io"

@@ -4,6 +4,7 @@
  * Exit code 1 when any command failed, as qemu-io.
  * @module
  */
+import { createInterface } from "node:readline";
 import type { BlockDevice } from "../../core/block-device.js";
 import { IO_COMMANDS, createIoSession } from "../../ops/io-commands.js";
 import { optFlag, optString } from "../args.js";
@@ -27,6 +28,12 @@ const SPECS = [
   { key: "discard", short: "d", long: "discard", value: true },
   { key: "trace", short: "T", long: "trace", value: true },
 ];
+
+/** Lines of standard input as they arrive. */
+async function* stdinLines(): AsyncGenerator<string> {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+  for await (const line of rl) yield line;
+}
 
 /** `vdisk io`: qemu-io's commands on an image. */
 export const ioCommand: Command = {
@@ -68,9 +75,19 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
     }
     let ok = true;
     try {
-      for (const c of cmds) {
-        ok = (await session.run(c)) && ok;
-        if (session.quit) break;
+      if (cmds.length > 0) {
+        for (const c of cmds) {
+          ok = (await session.run(c)) && ok;
+          if (session.quit) break;
+        }
+      } else {
+        // No -c: commands come from standard input, each after qemu-io's prompt.
+        for await (const c of stdinLines()) {
+          ctx.out("qemu-io> ");
+          ok = (await session.run(c)) && ok;
+          if (session.quit) break;
+        }
+        if (!session.quit) ctx.out("qemu-io> ");
       }
       ok = (await session.finish()) && ok;
     } finally {

@@ -85,7 +85,7 @@ async function doRead(s: IoSession, words: readonly string[], name: string, spec
       if (offset + total > device.size) throw new RangeError("past the end");
       buf = await device.read(offset, total);
     } catch (e) {
-      s.output.out(`${aio ? "readv" : "read"} failed: ${errnoText(e)}`);
+      s.output.out(`${vector ? "readv" : "read"} failed: ${errnoText(e)}`);
       return false;
     }
     return finishRead(s, o, buf, offset, now() - t0, range);
@@ -123,7 +123,7 @@ async function doWrite(s: IoSession, words: readonly string[], name: string, spe
       }
       if (o.flags.has("f")) await device.flush();
     } catch (e) {
-      s.output.out(`${aio ? "aio_write" : "write"} failed: ${errnoText(e)}`);
+      s.output.out(`${aio ? "aio_write" : vector ? "writev" : "write"} failed: ${errnoText(e)}`);
       return false;
     }
     if (!o.flags.has("q")) {

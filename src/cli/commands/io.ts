@@ -6,6 +6,8 @@
  */
 import { createInterface } from "node:readline";
 import type { BlockDevice } from "../../core/block-device.js";
+import { isImageError } from "../../errors.js";
+
 import { IO_COMMANDS, createIoSession } from "../../ops/io-commands.js";
 import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, parseCommandArgs } from "../common.js";
@@ -28,6 +30,16 @@ const SPECS = [
   { key: "discard", short: "d", long: "discard", value: true },
   { key: "trace", short: "T", long: "trace", value: true },
 ];
+
+/**
+ * Why an image did not open, worded as qemu-io: the format's reason alone when the image was
+ * refused ("Cluster size must be …"), "Could not open 'x': …" when the file itself could not.
+ */
+function openFailure(e: unknown): string {
+  const cause = e instanceof Error ? e.cause : undefined;
+  if (isImageError(cause) && cause.code !== "ERR_IO") return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** Lines of standard input as they arrive. */
 async function* stdinLines(): AsyncGenerator<string> {
@@ -59,7 +71,9 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
     const cmds = args.lists.get("cmd") ?? [];
     const format = optString(args, "format");
     const open = async (path: string, readOnly: boolean, fmt: string | undefined): Promise<BlockDevice> =>
-      (await openCliImage(path, { format: fmt, readOnly, warn: ctx.warn })).device;
+      (await openCliImage(path, { format: fmt, readOnly, warn: ctx.warn }).catch((e: unknown) => {
+        throw new Error(openFailure(e));
+      })).device;
     const session = createIoSession(
       { out: (l) => ctx.out(l + "\n"), err: (l) => ctx.err(l + "\n") },
       { open: (r) => open(r.path, r.readOnly, r.format), defaultFormat: format },
@@ -69,7 +83,7 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
       try {
         session.device = await open(path, optFlag(args, "read-only"), format);
       } catch (e) {
-        ctx.err(`qemu-io: can't open device ${path}: ${e instanceof Error ? e.message : String(e)}\n`);
+        ctx.err(`qemu-io: can't open device ${path}: ${openFailure(e)}\n`);
         return 1;
       }
     }

@@ -32,12 +32,12 @@ export function parseIoNumber(text: string): number {
   return v;
 }
 
-/** A `-P` pattern: qemu-io takes a number and keeps its low byte. */
+/** A `-P` pattern: a byte value, decimal or hex. */
 export function parsePattern(text: string): number {
   const m = /^(0x[0-9a-f]+|\d+)$/i.exec(text);
-  if (!m) throw new IoUsageError(`non-numeric data pattern -- ${text}`, false, true);
-  const v = /^0x/i.test(text) ? parseInt(text.slice(2), 16) : Number(text);
-  return v & 0xff;
+  const v = !m ? NaN : /^0x/i.test(text) ? parseInt(text.slice(2), 16) : Number(text);
+  if (!(v >= 0 && v <= 255)) throw new IoUsageError(`${text} is not a valid pattern byte`, false, true);
+  return v;
 }
 
 /** Options found by {@link getopt}: flags as `true`, valued options by letter. */

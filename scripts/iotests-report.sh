@@ -43,8 +43,8 @@ if [ $real = 1 ]; then
 else
   main="${VDISK_CLI:-$repo/dist/cli/main.js}"
   [ -f "$main" ] || { echo "$main is missing: run npm run build first" >&2; exit 2; }
-  printf '#!/bin/sh\nexec node "%s" "$@"\n' "$main" >"$bin/qemu-img"
-  printf '#!/bin/sh\nexec node "%s" io "$@"\n' "$main" >"$bin/qemu-io"
+  printf '#!/bin/sh\nVDISK_PROGNAME=qemu-img exec node "%s" "$@"\n' "$main" >"$bin/qemu-img"
+  printf '#!/bin/sh\nVDISK_PROGNAME=qemu-io exec node "%s" io "$@"\n' "$main" >"$bin/qemu-io"
   chmod +x "$bin/qemu-img" "$bin/qemu-io"
   img="$bin/qemu-img"
   io="$bin/qemu-io"

@@ -16,7 +16,7 @@ import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
-import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
+import { PROGRAM, makeContext, setProgramName, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
 
@@ -66,6 +66,7 @@ Supported formats: ${builtinDrivers.map((d) => d.name).join(" ")}
  * exit code.
  */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  setProgramName(io.programName);
   const debug = argv.includes("--debug");
   const rest = argv.filter((a) => a !== "--debug");
   const ctx = makeContext(io, debug);

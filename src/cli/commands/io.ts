@@ -11,7 +11,7 @@ import { isImageError } from "../../errors.js";
 import { IO_COMMANDS, createIoSession } from "../../ops/io-commands.js";
 import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, UNSUPPORTED_OPTIONS, parseCommandArgs } from "../common.js";
-import type { Command, CommandContext } from "../context.js";
+import { PROGRAM, type Command, type CommandContext } from "../context.js";
 import { UsageError } from "../errors.js";
 import { openCliImage } from "../open-image.js";
 
@@ -76,14 +76,14 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
       })).device;
     const session = createIoSession(
       { out: (l) => ctx.out(l + "\n"), err: (l) => ctx.err(l + "\n") },
-      { open: (r) => open(r.path, r.readOnly, r.format), defaultFormat: format },
+      { open: (r) => open(r.path, r.readOnly, r.format), defaultFormat: format, programName: PROGRAM },
     );
     if (args.operands.length === 1) {
       const path = args.operands[0];
       try {
         session.device = await open(path, optFlag(args, "read-only"), format);
       } catch (e) {
-        ctx.err(`qemu-io: can't open device ${path}: ${openFailure(e)}\n`);
+        ctx.err(`${PROGRAM}: can't open device ${path}: ${openFailure(e)}\n`);
         return 1;
       }
     }

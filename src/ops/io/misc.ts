@@ -68,17 +68,17 @@ async function doTruncate(s: IoSession, words: readonly string[]): Promise<boole
   const o = getopt("truncate", words, "m:");
   if (o.operands.length !== 1) throw new IoUsageError("", true);
   const mode = o.values.get("m") ?? "off";
-  if (mode !== "off") throw new IoUsageError(`qemu-io: Unsupported preallocation mode '${mode}'`);
+  if (mode !== "off") throw new IoUsageError(`${s.options.programName ?? "qemu-io"}: Unsupported preallocation mode '${mode}'`);
   const size = parseIoNumber(o.operands[0]);
   const device = s.image;
   try {
     if (!device.resize || !device.capabilities.resize) {
-      throw new IoUsageError("qemu-io: Image format driver does not support resize");
+      throw new IoUsageError(`${s.options.programName ?? "qemu-io"}: Image format driver does not support resize`);
     }
     await device.resize(size);
   } catch (e) {
     if (e instanceof IoUsageError) throw e;
-    s.output.err(`qemu-io: ${e instanceof Error ? e.message : errnoText(e)}`);
+    s.output.err(`${s.options.programName ?? "qemu-io"}: ${e instanceof Error ? e.message : errnoText(e)}`);
     return false;
   }
   return true;
@@ -101,13 +101,13 @@ async function doOpen(s: IoSession, words: readonly string[]): Promise<boolean> 
   }
   const path = o.operands[0];
   if (!s.options.open) {
-    s.output.err(`qemu-io: can't open device ${path}: opening images is not available here`);
+    s.output.err(`${s.options.programName ?? "qemu-io"}: can't open device ${path}: opening images is not available here`);
     return false;
   }
   try {
     s.device = await s.options.open({ path, readOnly: o.flags.has("r"), format });
   } catch (e) {
-    s.output.err(`qemu-io: can't open device ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    s.output.err(`${s.options.programName ?? "qemu-io"}: can't open device ${path}: ${e instanceof Error ? e.message : String(e)}`);
     return false;
   }
   return true;

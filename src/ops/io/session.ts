@@ -29,6 +29,8 @@ export interface IoSessionOptions {
   close?(device: BlockDevice): Promise<void>;
   /** Waits `ms` milliseconds (`sleep`); default a timer. */
   sleep?(ms: number): Promise<void>;
+  /** The name messages start with ("qemu-io: Block node is read-only"); default "qemu-io". */
+  programName?: string;
   /** Format for `open` without `-o driver=`. */
   defaultFormat?: string;
 }
@@ -121,7 +123,7 @@ export class IoSession {
       return false;
     }
     if (spec.writes && this.device?.readOnly) {
-      this.output.err("qemu-io: Block node is read-only");
+      this.output.err(`${this.options.programName ?? "qemu-io"}: Block node is read-only`);
       return false;
     }
     try {

@@ -102,14 +102,22 @@ async function doWrite(s: IoSession, words: readonly string[], name: string, spe
   if (o.flags.has("b")) throw new IoUsageError(`${name}: -b (VM state) is not supported by vdisk io`, false, true);
   const zero = o.flags.has("z");
   const compressed = o.flags.has("c");
-  if (zero && o.values.has("P")) throw new IoUsageError("-z and -P cannot be specified at the same time", false, true);
-  if (zero && compressed) throw new IoUsageError("-c and -z cannot be specified at the same time", false, true);
+  if ([zero, o.values.has("P"), o.values.has("s")].filter((x) => x).length > 1) {
+    throw new IoUsageError("Only one of -z, -P, and -s can be specified at the same time", false, true);
+  }
   if (o.flags.has("u") && !zero) throw new IoUsageError("-u requires -z to be specified", false, true);
   if (o.flags.has("n") && !zero) throw new IoUsageError("-n requires -z to be specified", false, true);
-  if (o.flags.has("f") && compressed) throw new IoUsageError("-f and -c cannot be specified at the same time", false, true);
+  if (o.flags.has("f") && (compressed || o.flags.has("b"))) {
+    throw new IoUsageError("-f and -b or -c cannot be specified at the same time", false, true);
+  }
   if (o.values.has("s")) throw new IoUsageError(`${name}: -s source_file is not supported by vdisk io`, false, true);
   const pattern = o.values.has("P") ? parsePattern(o.values.get("P") ?? "") : 0xcd;
   const { offset, total } = offsetAndLengths(o, vector);
+  if (compressed) {
+    // Compressed writes go whole sectors at a time.
+    if (offset % 512 !== 0) throw new IoUsageError(`${offset} is not a sector-aligned value for 'offset'`, false, true);
+    if (total % 512 !== 0) throw new IoUsageError(`${total} is not a sector-aligned value for 'count'`, false, true);
+  }
   const device = s.image;
   const work = async (): Promise<boolean> => {
     const t0 = now();

@@ -3,7 +3,7 @@
  * codes, and the written data as qemu-io reads it.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findDriver } from "../../src/formats/registry.js";
 import { HAVE_QEMU, neutral, qemu, qemuImg, tempDir, vdisk, warnSkipped, withoutTimings } from "./cli-helpers.js";
@@ -159,5 +159,21 @@ describe.skipIf(!HAVE_QEMU)("vdisk io matches qemu-io", () => {
     const ours = spawnSync("node", [main, "io", "-f", "raw", b], { input, encoding: "utf8" });
     expect(withoutTimings(ours.stdout)).toBe(withoutTimings(ref.stdout));
     expect(ours.status).toBe(ref.status);
+  });
+
+  it("open -o driver=file|host_device,filename=…: the protocol's checks, as qemu-io (qemu-iotests 226)", async () => {
+    const dir = t.path("not-a-file");
+    mkdirSync(dir, { recursive: true });
+    for (const proto of ["file", "host_device"]) {
+      for (const ro of ["-r ", ""]) {
+        for (const f of [dir, "/dev/null"]) {
+          const args = ["-c", `open ${ro}-o driver=${proto},filename=${f},locking=off`];
+          const ref = qemu("qemu-io", args);
+          const ours = await vdisk("io", ...args);
+          expect(neutral(ours.stderr), `${proto} ${ro}${f}`).toBe(neutral(ref.stderr));
+          expect(ours.status).toBe(ref.status);
+        }
+      }
+    }
   });
 });

@@ -4,6 +4,7 @@
  * Exit code 1 when any command failed, as qemu-io.
  * @module
  */
+import { statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { BlockDevice } from "../../core/block-device.js";
 import { isImageError } from "../../errors.js";
@@ -41,6 +42,24 @@ function openFailure(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * What qemu's `file`, `host_device` and `host_cdrom` drivers demand of a path (a regular file;
+ * a character or block device), with their messages. Opening a directory writable fails first.
+ */
+function checkProtocol(path: string, protocol: "file" | "host_device" | "host_cdrom", readOnly: boolean): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new Error(`Could not open '${path}': ${e instanceof Error && "code" in e && e.code === "ENOENT" ? "No such file or directory" : String(e)}`);
+  }
+  if (!readOnly && st.isDirectory()) throw new Error(`Could not open '${path}': Is a directory`);
+  if (protocol === "file" && !st.isFile()) throw new Error(`'file' driver requires '${path}' to be a regular file`);
+  if (protocol !== "file" && !st.isCharacterDevice() && !st.isBlockDevice()) {
+    throw new Error(`'${protocol}' driver requires '${path}' to be either a character or block device`);
+  }
+}
+
 /** Lines of standard input as they arrive. */
 async function* stdinLines(): AsyncGenerator<string> {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
@@ -76,7 +95,12 @@ ${Object.values(IO_COMMANDS).map((u) => `                       ${u}`).join("\n"
       })).device;
     const session = createIoSession(
       { out: (l) => ctx.out(l + "\n"), err: (l) => ctx.err(l + "\n") },
-      { open: (r) => open(r.path, r.readOnly, r.format), defaultFormat: format, programName: PROGRAM },
+      {
+        open: (r) => {
+          if (r.protocol) checkProtocol(r.path, r.protocol, r.readOnly);
+          return open(r.path, r.readOnly, r.format);
+        },
+        defaultFormat: format, programName: PROGRAM },
     );
     if (args.operands.length === 1) {
       const path = args.operands[0];

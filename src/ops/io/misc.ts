@@ -7,7 +7,7 @@ import type { BlockDevice } from "../../core/block-device.js";
 import { ioSizeStr } from "../number-format.js";
 import { IoUsageError, getopt, parseIoNumber } from "./args.js";
 import { errnoText } from "./report.js";
-import type { IoCommandSpec, IoSession } from "./session.js";
+import type { IoCommandSpec, IoOpenRequest, IoSession } from "./session.js";
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -90,24 +90,32 @@ async function doOpen(s: IoSession, words: readonly string[]): Promise<boolean> 
     s.output.err("file open already, try 'help close'");
     return false;
   }
-  if (o.operands.length !== 1) throw new IoUsageError("", true);
+  if (o.operands.length > 1) throw new IoUsageError("", true);
   let format = s.options.defaultFormat;
-  const opts = o.values.get("o");
-  if (opts) {
-    for (const pair of opts.split(",")) {
-      const [k, v] = pair.split("=");
-      if (k === "driver") format = v;
-    }
+  let protocol: IoOpenRequest["protocol"];
+  let filename: string | undefined;
+  for (const pair of (o.values.get("o") ?? "").split(",").filter((p) => p !== "")) {
+    const eq = pair.indexOf("=");
+    const [k, v] = eq < 0 ? [pair, ""] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    if (k === "driver") {
+      if (v === "file" || v === "host_device" || v === "host_cdrom") {
+        protocol = v;
+        format = "raw";
+      } else format = v;
+    } else if (k === "filename") filename = v;
   }
-  const path = o.operands[0];
+  const path = o.operands[0] ?? filename;
+  // qemu-io names the device only when the path was an operand.
+  const prefix = `${s.options.programName ?? "qemu-io"}: can't open${o.operands[0] !== undefined ? ` device ${path}` : ""}: `;
+  if (path === undefined) throw new IoUsageError("", true);
   if (!s.options.open) {
-    s.output.err(`${s.options.programName ?? "qemu-io"}: can't open device ${path}: opening images is not available here`);
+    s.output.err(`${prefix}opening images is not available here`);
     return false;
   }
   try {
-    s.device = await s.options.open({ path, readOnly: o.flags.has("r"), format });
+    s.device = await s.options.open({ path, readOnly: o.flags.has("r"), format, protocol });
   } catch (e) {
-    s.output.err(`${s.options.programName ?? "qemu-io"}: can't open device ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    s.output.err(`${prefix}${e instanceof Error ? e.message : String(e)}`);
     return false;
   }
   return true;

@@ -19,6 +19,11 @@ export interface IoOpenRequest {
   readonly readOnly: boolean;
   /** `-o driver=FMT`, else the session's default format (probed when absent). */
   readonly format?: string;
+  /**
+   * `-o driver=file|host_device|host_cdrom`: the bytes of the file itself (format raw), which
+   * must be a regular file, or a character or block device, as that driver requires.
+   */
+  readonly protocol?: "file" | "host_device" | "host_cdrom";
 }
 
 /** Host services of a session. */

@@ -8,6 +8,7 @@ import { ioSizeStr } from "../number-format.js";
 import { IoUsageError, getopt, parseIoNumber } from "./args.js";
 import { errnoText } from "./report.js";
 import type { IoCommandSpec, IoOpenRequest, IoSession } from "./session.js";
+import { sectorSize } from "./transfer.js";
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -167,7 +168,7 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
     args: "",
     oneline: "gets the length of the current file",
     run: async (s) => {
-      s.output.out(ioSizeStr(s.image.size));
+      s.output.out(ioSizeStr(sectorSize(s.image.size)));
       return true;
     },
   },

@@ -10,6 +10,9 @@ import type { IoCommandSpec, IoSession } from "./session.js";
 /** qemu's largest single request (INT_MAX rounded down to a sector). */
 const MAX_REQUEST_BYTES = 2147483136;
 
+/** `bytes` rounded up to whole 512-byte sectors, the size qemu gives a disk. */
+export const sectorSize = (bytes: number): number => Math.ceil(bytes / 512) * 512;
+
 const now = (): number => globalThis.performance.now() / 1000;
 
 function checkLength(text: string, length: number): void {
@@ -82,8 +85,13 @@ async function doRead(s: IoSession, words: readonly string[], name: string, spec
     const t0 = now();
     let buf: Uint8Array;
     try {
-      if (offset + total > device.size) throw new RangeError("past the end");
-      buf = await device.read(offset, total);
+      // qemu sees whole sectors: the tail of a disk whose size is no multiple of 512 reads as zeros.
+      if (offset + total > sectorSize(device.size)) throw new RangeError("past the end");
+      if (offset + total <= device.size) buf = await device.read(offset, total);
+      else {
+        buf = new Uint8Array(total);
+        if (offset < device.size) buf.set(await device.read(offset, device.size - offset));
+      }
     } catch (e) {
       s.output.out(`${vector ? "readv" : "read"} failed: ${errnoText(e)}`);
       return false;

@@ -2,7 +2,8 @@
 // `npm run bench`: runs every benchmark in bench/ (each *.mjs but this one), one after another,
 // passing on the arguments given after `npm run bench --` (e.g. --quick). Run `npm run build` first.
 // Today: convert.mjs (qcow2↔raw), formats.mjs (vhdx, qed, fvd, gow2, vmdk, vpc, vdi — issues 3–5)
-// and kernel.mjs; `--only <prefix>` runs one. bench/lib/ holds shared code, not benchmarks.
+// kernel.mjs and nbd.mjs (vdisk serve against qemu-nbd, issue 12); `--only <prefix>` runs one.
+// bench/lib/ holds shared code, not benchmarks.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";

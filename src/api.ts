@@ -30,6 +30,7 @@ export type {
 export type { Mapping, DataMapping, ZeroMapping, BackingMapping, SpecialMapping, Allocation } from "./core/mapping.js";
 export { ImageDevice, type CopyFromBackingOptions } from "./core/image-device.js";
 export type { OpenPolicy } from "./core/policy.js";
+export { MAX_BACKING_CHAIN_DEPTH } from "./core/limits.js";
 export { parseSize } from "./core/options.js";
 export {
   openImageOn,
@@ -49,8 +50,45 @@ export { resizeImage, resizeTarget, canResize, type ResizeOptions, type ResizeRe
 export { rebaseImage, canRebase, type RebaseOptions } from "./ops/rebase.js";
 export { commitImage, backingChain, type CommitOptions, type CommitResult } from "./ops/commit.js";
 export { amendImage, amendOptions, type AmendOptions } from "./ops/amend.js";
+export { measureImage, type MeasureImageOptions } from "./ops/measure.js";
+export type { MeasureInput, MeasureResult, MeasureBitmap, GuestRange } from "./core/measure.js";
 export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
 export { benchImage, benchParameters, type BenchOptions, type BenchResult } from "./ops/bench.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
 export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
+export type {
+  SequentialDataRange,
+  SequentialOutput,
+  SequentialSource,
+  SequentialWriteContext,
+  SequentialWritePlan,
+  SequentialWriter,
+} from "./core/sequential-writer.js";
+export { deviceStream, type DeviceStreamOptions } from "./core/device-stream.js";
+export * from "./streams/index.js";
+export {
+  NbdServer,
+  NbdClient,
+  NbdBackend,
+  startNbdServer,
+  isNbdUrl,
+  nbdUrl,
+  parseNbdUrl,
+  NBD_DEFAULT_PORT,
+  NBD_MAX_PAYLOAD,
+  type NbdServerOptions,
+  type NbdExportSpec,
+  type NbdBlockSizes,
+  type NbdExportInfo,
+  type NbdBackendOptions,
+  type NbdAddress,
+  type NbdConnect,
+  type NbdListen,
+  type NbdListener,
+  type NbdSocket,
+  type NbdTarget,
+  type NbdServeOptions,
+  type NbdServerHandle,
+  type NbdExportInput,
+} from "./nbd/index.js";

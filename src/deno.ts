@@ -9,6 +9,10 @@ import { denoFileOpener } from "./adapters/deno/opener.js";
 import { createImageOn, openImageOn, type CreateImageOptions, type OpenImageOptions } from "./ops/open.js";
 import type { BlockDevice } from "./core/block-device.js";
 import type { IoBackend } from "./io/backend.js";
+import { denoNbdConnect, denoNbdListen } from "./adapters/deno/nbd-socket.js";
+import { NbdBackend } from "./nbd/backend.js";
+import { isNbdUrl } from "./nbd/socket.js";
+import { startNbdServer, type NbdExportInput, type NbdServeOptions, type NbdServerHandle } from "./nbd/serve.js";
 import { nodeCompressionCodecs } from "./adapters/node/compression.js";
 import { setCompressionCodecs } from "./codec/compression.js";
 
@@ -19,17 +23,23 @@ export { nodeCompressionCodecs } from "./adapters/node/compression.js";
 setCompressionCodecs(nodeCompressionCodecs());
 export { DenoFileBackend, type DenoFileOptions } from "./adapters/deno/file-backend.js";
 export { denoFileOpener } from "./adapters/deno/opener.js";
+export { denoNbdConnect, denoNbdListen } from "./adapters/deno/nbd-socket.js";
 
-/** A path or a backend. */
+/** A path, an NBD URL (`nbd://host:port/name`, `nbd+unix:///name?socket=PATH`) or a backend. */
 export type ImageSource = string | IoBackend;
 
 /**
- * Opens an image. A string is a file path, opened read-write unless `readOnly`.
+ * Opens an image. A string is a file path, opened read-write unless `readOnly`, or an NBD URL
+ * (the export's bytes, probed like a file).
  * The library's default backing policy is `deny`: pass `{ backing: "same-dir" }` (or `"any"`)
  * to follow backing files.
  */
 export async function openImage(source: ImageSource, options: OpenImageOptions = {}): Promise<BlockDevice> {
-  const io = typeof source === "string" ? await DenoFileBackend.open(source, { readOnly: options.readOnly }) : source;
+  const io = typeof source === "string"
+    ? isNbdUrl(source)
+      ? await NbdBackend.open(denoNbdConnect, source, { readOnly: options.readOnly })
+      : await DenoFileBackend.open(source, { readOnly: options.readOnly })
+    : source;
   return openImageOn(io, { openFile: denoFileOpener, ...options });
 }
 
@@ -37,4 +47,18 @@ export async function openImage(source: ImageSource, options: OpenImageOptions =
 export async function createImage(target: ImageSource, options: CreateImageOptions): Promise<BlockDevice> {
   const io = typeof target === "string" ? await DenoFileBackend.open(target, { create: true }) : target;
   return createImageOn(io, { openFile: denoFileOpener, ...options });
+}
+
+/**
+ * Serves `devices` over NBD (see {@link NbdExportInput}) on `options.listen` (default
+ * 127.0.0.1:10809; `{ port: 0 }` picks a free port, `{ path }` a Unix socket). Resolves once
+ * listening; `close()` on the handle stops the server and flushes the devices (they stay open).
+ */
+export function serveNbd(devices: NbdExportInput, options: NbdServeOptions = {}): Promise<NbdServerHandle> {
+  return startNbdServer(denoNbdListen, devices, options);
+}
+
+/** Connects to the NBD export `url` names, as an {@link IoBackend}. */
+export function openNbd(url: string, options: { readOnly?: boolean } = {}): Promise<NbdBackend> {
+  return NbdBackend.open(denoNbdConnect, url, options);
 }

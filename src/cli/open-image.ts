@@ -6,9 +6,10 @@
  */
 import type { BlockDevice } from "../core/block-device.js";
 import type { FileOpener, IoBackend } from "../io/backend.js";
-import { NodeFileBackend, createImage, openImage, type NodeFileOptions } from "../node.js";
+import { NodeFileBackend, createImage, isNbdUrl, openImage, openNbd, type NodeFileOptions } from "../node.js";
 import type { CreateImageOptions } from "../ops/open.js";
 import { openError } from "./errors.js";
+import { rejectPipeSource } from "./pipe-source.js";
 
 /**
  * The name qemu-img shows for `name` stored in the image at `base`: absolute names as they are,
@@ -32,11 +33,11 @@ export type OpenedFiles = Map<string, NodeFileBackend>;
  */
 const blockingFor = (readOnly: boolean | undefined): boolean => !!readOnly;
 
-function recordingOpener(files: OpenedFiles): FileOpener {
+function recordingOpener(files: OpenedFiles, blocking?: boolean): FileOpener {
   return async (req) => {
     const path = combineBackingPath(req.relativeTo.name, req.name);
     const readOnly = !req.writable && !req.create;
-    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blockingFor(readOnly) });
+    const f = await NodeFileBackend.open(path, { readOnly, create: req.create, blocking: blocking ?? blockingFor(readOnly) });
     files.set(path, f);
     return f;
   };
@@ -51,6 +52,11 @@ export interface CliOpenOptions {
   warn?: (message: string) => void;
   /** Flush behaviour of the top image's file (`-t`); default `"writeback"`. */
   cache?: NodeFileOptions["cache"];
+  /**
+   * Blocking file I/O for every file of the chain; default: for files only read (see
+   * `blockingFor`). A server passes false: blocking reads would stall every other client.
+   */
+  blocking?: boolean;
 }
 
 /** An image opened by the CLI with the files of its chain. */
@@ -60,18 +66,41 @@ export interface CliImage {
   readonly files: OpenedFiles;
 }
 
-/** Opens `path` as qemu-img would. Failures become "Could not open 'path': …". */
+/**
+ * Opens `path` as qemu-img would; `path` may also be an NBD URL (`nbd://host:port/name`,
+ * `nbd+unix:///name?socket=PATH`) — only here, for names given on the command line, never for
+ * names stored in images. An image read over NBD opens no backing file. Failures become
+ * "Could not open 'path': …".
+ */
 export async function openCliImage(path: string, options: CliOpenOptions = {}): Promise<CliImage> {
   const files: OpenedFiles = new Map();
   try {
-    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking: blockingFor(options.readOnly), cache: options.cache });
+    if (isNbdUrl(path)) {
+      const io = await openNbd(path, { readOnly: options.readOnly });
+      try {
+        const device = await openImage(io, {
+          format: options.format,
+          readOnly: options.readOnly,
+          noBacking: options.noBacking,
+          backing: "deny",
+          warn: options.warn,
+        });
+        return { device, files };
+      } catch (e) {
+        await io.close().catch(() => {});
+        throw e;
+      }
+    }
+    rejectPipeSource(path);
+    const blocking = options.blocking ?? blockingFor(options.readOnly);
+    const top = await NodeFileBackend.open(path, { readOnly: options.readOnly, blocking, cache: options.cache });
     files.set(path, top);
     const device = await openImage(top, {
       format: options.format,
       readOnly: options.readOnly,
       noBacking: options.noBacking,
       backing: "any",
-      openFile: recordingOpener(files),
+      openFile: recordingOpener(files, options.blocking),
       warn: options.warn,
     });
     return { device, files };

@@ -14,8 +14,10 @@ import { ddCommand } from "./commands/dd.js";
 import { infoCommand } from "./commands/info.js";
 import { ioCommand } from "./commands/io.js";
 import { mapCommand } from "./commands/map.js";
+import { measureCommand } from "./commands/measure.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
+import { serveCommand } from "./commands/serve.js";
 import { PROGRAM, makeContext, setProgramName, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
@@ -33,8 +35,10 @@ export const COMMANDS: readonly Command[] = [
   infoCommand,
   ioCommand,
   mapCommand,
+  measureCommand,
   rebaseCommand,
   resizeCommand,
+  serveCommand,
 ];
 
 /** The package version, reported by `--version`. */
@@ -44,7 +48,7 @@ function mainHelp(): string {
   return `usage: ${PROGRAM} [--debug] COMMAND [OPTIONS]
 
 Virtual disk images: inspect, create, convert, compare, check, map, resize, rebase, commit
-and amend them. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
+and amend them, and serve them over NBD. Commands and options follow qemu-img (and qemu-io for 'io'), with the same
 JSON output and exit codes.
 
 Commands:

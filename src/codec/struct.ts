@@ -6,11 +6,31 @@
  * is checked when the codec is defined, so a missing or mis-sized field fails at import time.
  * @module
  */
+import { CorruptImageError } from "../errors.js";
+
+/**
+ * A u64 field of an on-disk structure holds a value at or above 2^53, which a byte offset or
+ * size held as a `number` cannot represent. An {@link ImageError} (`ERR_CORRUPT_IMAGE`) whose
+ * `structure` is the structure's name, so bad input never surfaces as a bare `RangeError`.
+ */
+export class FieldOverflowError extends CorruptImageError {
+  /** The field's name in the structure's field list. */
+  readonly field: string;
+
+  constructor(structure: string, field: string, hi: number, lo: number) {
+    const hex = `0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")}`;
+    super(`${structure} field ${field} = ${hex} exceeds 2^53`, { structure });
+    this.name = "FieldOverflowError";
+    this.field = field;
+  }
+}
+
 
 /**
  * The kinds of field:
  * - `u8` `u16` `u32` `u64`: unsigned integers in the structure's byte order, decoded to `number`.
- *   A `u64` above 2^53 − 1 makes `decode` throw a `RangeError` naming the field.
+ *   A `u64` above 2^53 − 1 makes `decode` throw a {@link FieldOverflowError} (an ImageError)
+ *   naming the structure and the field.
  * - `u64x`: like `u64`, but the all-ones value (a "none" marker in several formats) decodes to −1
  *   and −1 encodes back to all-ones.
  * - `bytes`: `length` raw bytes, decoded to a copy (reserved areas are kept and written back).
@@ -147,9 +167,7 @@ export function defineStruct<const F extends readonly FieldDef[]>(
                 out[def.name] = Infinity;
                 break;
               }
-              throw new RangeError(
-                `${name}.${def.name} = 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} exceeds 2^53`,
-              );
+              throw new FieldOverflowError(name, def.name, hi, lo);
             } else {
               out[def.name] = hi * TWO32 + lo;
             }

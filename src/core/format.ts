@@ -6,6 +6,8 @@
 import type { FileOpener, IoBackend } from "../io/backend.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Allocation, Mapping, SpecialMapping } from "./mapping.js";
+import type { SequentialWriter } from "./sequential-writer.js";
+import type { MeasureBitmap, MeasureInput, MeasureResult } from "./measure.js";
 
 /** What a driver's `probe` sees of a file. */
 export interface ProbeInput {
@@ -119,6 +121,11 @@ export interface FormatInfo {
   snapshots?: SnapshotInfo[];
   /** `format-specific` of qemu-img info: `{ type, data }`. */
   formatSpecific?: { type: string; data: Record<string, unknown> };
+  /**
+   * The image's persistent dirty bitmaps (`[]`: none yet); absent when the format (or this
+   * version of it) cannot keep any. Measure uses it for the `bitmaps` figure.
+   */
+  persistentBitmaps?: MeasureBitmap[];
 }
 
 /** What a driver's `amend` may ask of the engine (which holds no lock while amend runs). */
@@ -295,6 +302,21 @@ export interface FormatDriver {
   readonly createOptions: readonly CreateOptionSpec[];
   /** True when the format can record a backing file at create time. */
   readonly supportsBacking?: boolean;
+  /**
+   * Writes the format front to back into an append-only sink (pipes, `WritableStream`s).
+   * Absent when the format's layout needs a seekable file.
+   */
+  readonly sequentialWriter?: SequentialWriter;
+  /**
+   * The bytes a new image of this format needs (`qemu-img measure`): for an empty image of
+   * `input.size`, or for a convert of a source whose data ranges are `input.allocated`.
+   * `required` is a file size a convert of a fully allocated source does not exceed;
+   * `fullyAllocated` one that writing every guest byte does not exceed. Pure arithmetic: no I/O.
+   * Bad option values throw `ImageError` (`ERR_INVALID_OPTION`).
+   */
+  measure?(input: MeasureInput): MeasureResult;
+  /** The `-o` options measure accepts, when they differ from `createOptions`. */
+  readonly measureOptions?: readonly CreateOptionSpec[];
   /** Options `qemu-img amend` takes for this format (`amend -o help` lists them). */
   readonly amendOptions?: readonly CreateOptionSpec[];
   /**

@@ -12,7 +12,9 @@ import { progressReporter, throwIfAborted } from "./abort.js";
 import { firstDifference } from "./bytes.js";
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "./format.js";
 import type { Allocation, Mapping } from "./mapping.js";
+import { deviceStream, type DeviceStreamOptions } from "./device-stream.js";
 import { Mutex } from "./mutex.js";
+import { settleAfter, settleAll } from "./settle.js";
 
 /** Options of {@link ImageDevice}. */
 export interface ImageDeviceOptions {
@@ -182,40 +184,42 @@ export class ImageDevice implements BlockDevice {
     const pending: Promise<void>[] = [];
     const copyUp: Array<[number, number]> = [];
     let pos = 0;
-    while (pos < into.length) {
-      const m = await this.mapping(offset + pos, into.length - pos);
-      if (m.kind === "eof") {
-        into.fill(0, pos);
-        break;
+    // A mapping that throws while reads are in flight must still wait for them (settleAfter).
+    await settleAfter(pending, async () => {
+      while (pos < into.length) {
+        const m = await this.mapping(offset + pos, into.length - pos);
+        if (m.kind === "eof") {
+          into.fill(0, pos);
+          break;
+        }
+        const len = Math.min(m.length, into.length - pos);
+        const sub = into.subarray(pos, pos + len);
+        const guest = offset + pos;
+        switch (m.kind) {
+          case "data":
+            pending.push(readIntoZeroPadded(m.file, m.fileOffset, sub));
+            break;
+          case "zero":
+            sub.fill(0);
+            break;
+          case "backing":
+            pending.push(this.readBacking(guest, sub));
+            if (cor) copyUp.push([guest, len]);
+            break;
+          case "special":
+            if (!this.instance.readSpecial) {
+              throw new UnsupportedFeatureError(`Cannot read ${this.format} image: ${m.what} data is not supported`, {
+                format: this.format,
+                file: this.name,
+              });
+            }
+            pending.push(this.instance.readSpecial(m, guest, sub));
+            break;
+        }
+        pos += len;
+        if (pending.length >= this.maxParallel) await settleAll(pending.splice(0));
       }
-      const len = Math.min(m.length, into.length - pos);
-      const sub = into.subarray(pos, pos + len);
-      const guest = offset + pos;
-      switch (m.kind) {
-        case "data":
-          pending.push(readIntoZeroPadded(m.file, m.fileOffset, sub));
-          break;
-        case "zero":
-          sub.fill(0);
-          break;
-        case "backing":
-          pending.push(this.readBacking(guest, sub));
-          if (cor) copyUp.push([guest, len]);
-          break;
-        case "special":
-          if (!this.instance.readSpecial) {
-            throw new UnsupportedFeatureError(`Cannot read ${this.format} image: ${m.what} data is not supported`, {
-              format: this.format,
-              file: this.name,
-            });
-          }
-          pending.push(this.instance.readSpecial(m, guest, sub));
-          break;
-      }
-      pos += len;
-      if (pending.length >= this.maxParallel) await Promise.all(pending.splice(0));
-    }
-    await Promise.all(pending);
+    });
     if (copyUp.length > 0) await this.ensureWriting();
     for (const [start, length] of copyUp) await this.copyUp(start, length);
   }
@@ -748,6 +752,11 @@ export class ImageDevice implements BlockDevice {
 
   info(): Promise<FormatInfo> {
     return this.instance.info();
+  }
+
+  /** The guest bytes of `[start, end)` as a `ReadableStream`; see {@link deviceStream}. */
+  stream(options?: DeviceStreamOptions): ReadableStream<Uint8Array> {
+    return deviceStream(this, options);
   }
 
   async close(): Promise<void> {

@@ -41,3 +41,13 @@ export function enforcePolicy(policy: OpenPolicy, request: OpenFileRequest): voi
     }
   }
 }
+
+/**
+ * Enforces `policy` on `request` (as {@link enforcePolicy}) and returns the request to hand to
+ * the opener: under `same-dir` it asks the opener to confine the real path (symbolic links
+ * resolved) to the image's directory, since the name alone cannot show where a link leads.
+ */
+export function policedRequest(policy: OpenPolicy, request: OpenFileRequest): OpenFileRequest {
+  enforcePolicy(policy, request);
+  return policy === "same-dir" ? { ...request, confineToDirectory: true } : request;
+}

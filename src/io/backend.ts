@@ -53,6 +53,12 @@ export interface OpenFileRequest {
    * Implies `writable`. Openers that cannot create files ignore it and open an existing one.
    */
   create?: boolean;
+  /**
+   * Set by the `same-dir` policy: the opener must resolve symbolic links and refuse the file
+   * unless its real path lies in the real directory of `relativeTo` (or below), so a link
+   * beside the image cannot lead out of it. Openers of storage without links ignore it.
+   */
+  confineToDirectory?: boolean;
 }
 
 /**

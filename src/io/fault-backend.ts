@@ -37,6 +37,18 @@ export interface FaultCut {
   tear?: number;
 }
 
+/** A crash with a volatile cache, for {@link FaultBackend.replaySubset}. */
+export interface FaultSubsetCut {
+  /** Mutations before this index are all durable (a flush completed after them). */
+  durable: number;
+  /** Indexes (≥ `durable`) of the later mutations the cache happened to write. */
+  keep: ReadonlySet<number>;
+  /** A kept mutation that reached the disk only partly … */
+  tornIndex?: number;
+  /** … its first `tear` bytes. */
+  tear?: number;
+}
+
 /** The wrapper. Reads pass through; mutations are recorded then passed through. */
 export class FaultBackend implements IoBackend {
   readonly name: string;
@@ -138,6 +150,31 @@ export class FaultBackend implements IoBackend {
       if (op.kind === "write") await mem.write(op.offset, op.data);
       else await mem.truncate(op.size);
       n++;
+    }
+    return mem;
+  }
+
+  /**
+   * The file after a crash with a volatile write cache: every mutation before `cut.durable`
+   * (a flush point, so they were on stable storage) plus only the mutations in `cut.keep`
+   * among the later ones, applied in issue order (a cache keeps any subset of the writes since
+   * the last completed flush). `cut.tear`, when set, keeps only a prefix of that many bytes of
+   * the kept mutation `cut.tornIndex`. Returns a new, independent {@link MemoryBackend}.
+   */
+  async replaySubset(cut: FaultSubsetCut): Promise<MemoryBackend> {
+    const mem = new MemoryBackend(this.base.slice());
+    let n = 0;
+    for (const op of this.log) {
+      if (op.kind === "flush") continue;
+      const index = n++;
+      if (index >= cut.durable && !cut.keep.has(index)) continue;
+      if (op.kind === "truncate") {
+        await mem.truncate(op.size);
+      } else if (index === cut.tornIndex && cut.tear !== undefined) {
+        if (cut.tear > 0) await mem.write(op.offset, op.data.subarray(0, Math.min(cut.tear, op.data.length)));
+      } else {
+        await mem.write(op.offset, op.data);
+      }
     }
     return mem;
   }

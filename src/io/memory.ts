@@ -10,6 +10,11 @@ import type { IoBackend, IoCapabilities } from "./backend.js";
 export interface MemoryBackendOptions {
   name?: string;
   readOnly?: boolean;
+  /**
+   * Largest size the file may grow to, in bytes; a write past it fails with `ERR_IMAGE_FULL`.
+   * Default: as large as an `Uint8Array` can be (a failed allocation is the same error).
+   */
+  maxSize?: number;
 }
 
 /** A file held in memory. `bytes()` gives its current contents. */
@@ -19,6 +24,7 @@ export class MemoryBackend implements IoBackend {
   private buf: Uint8Array;
   private length: number;
   private closed = false;
+  private readonly maxSize: number;
 
   /** Wraps `initial` (kept, not copied: later writes modify it until the buffer must grow). */
   constructor(initial: Uint8Array = new Uint8Array(0), options: MemoryBackendOptions = {}) {
@@ -26,6 +32,7 @@ export class MemoryBackend implements IoBackend {
     this.length = initial.length;
     this.name = options.name ?? "memory";
     this.capabilities = { writable: !options.readOnly, sparse: true };
+    this.maxSize = options.maxSize ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** The file's contents (a view; valid until the next write). */
@@ -58,9 +65,25 @@ export class MemoryBackend implements IoBackend {
 
   private ensure(end: number): void {
     if (end <= this.buf.length) return;
+    const full = (why: string): ImageError =>
+      new ImageError("ERR_IMAGE_FULL", `Could not write '${this.name}': growing it to ${end} bytes ${why}`, {
+        file: this.name,
+      });
+    if (end > this.maxSize) throw full(`exceeds its limit of ${this.maxSize} bytes`);
     let cap = Math.max(this.buf.length * 2, 4096);
     while (cap < end) cap *= 2;
-    const next = new Uint8Array(cap);
+    cap = Math.min(cap, Math.max(end, this.maxSize));
+    let next: Uint8Array;
+    try {
+      next = new Uint8Array(cap);
+    } catch {
+      // A write far past the end (a corrupt table entry, say) asks for more than memory holds.
+      try {
+        next = new Uint8Array(end);
+      } catch (e) {
+        throw full(`failed (${(e as Error).message})`);
+      }
+    }
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
   }

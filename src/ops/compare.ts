@@ -7,6 +7,7 @@
  */
 import { firstDifference } from "../core/bytes.js";
 import type { BlockDevice, Extent } from "../core/block-device.js";
+import { settleAll } from "../core/settle.js";
 import { getKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { progressReporter, throwIfAborted, type OperationOptions } from "../core/abort.js";
@@ -117,7 +118,7 @@ export async function compareImages(a: BlockDevice, b: BlockDevice, options: Com
               const n = Math.min(chunkMax, chunk - pos);
               const va = bufA.subarray(0, n);
               const vb = bufB.subarray(0, n);
-              await Promise.all([a.readInto(offset + pos, va), b.readInto(offset + pos, vb)]);
+              await settleAll([a.readInto(offset + pos, va), b.readInto(offset + pos, vb)]);
               if (!options.equal?.(va, vb)) {
                 const idx = firstDifference(va, vb, n);
                 if (idx < n) {

@@ -7,7 +7,8 @@ import type { BlockDevice } from "../core/block-device.js";
 import type { CreateOptionValues, FormatDriver, ProbeInput } from "../core/format.js";
 import { ImageDevice } from "../core/image-device.js";
 import { parseCreateOptions, splitOptionString } from "../core/options.js";
-import { enforcePolicy, type OpenPolicy } from "../core/policy.js";
+import { MAX_BACKING_CHAIN_DEPTH } from "../core/limits.js";
+import { policedRequest, type OpenPolicy } from "../core/policy.js";
 import { ImageError, LimitExceededError, isImageError } from "../errors.js";
 import type { FileOpener, IoBackend, OpenFileRequest } from "../io/backend.js";
 import { readZeroPadded } from "../io/helpers.js";
@@ -25,7 +26,7 @@ export interface OpenImageOptions {
   backing?: OpenPolicy;
   /** Open the image without its backing file: unallocated ranges read as zeros. */
   noBacking?: boolean;
-  /** Deepest backing chain accepted. Default 16. */
+  /** Most backing files below the image. Default {@link MAX_BACKING_CHAIN_DEPTH} (4096). */
   maxChainDepth?: number;
   /** Opens named files; the runtime entries supply one for paths. */
   openFile?: FileOpener;
@@ -49,10 +50,14 @@ export interface CreateImageOptions extends Omit<OpenImageOptions, "format" | "r
   backingFile?: string;
   /** Backing file format to record; probed when absent. */
   backingFormat?: string;
+  /**
+   * Record `backingFile` without opening it (`qemu-img create -u`): `size` and `backingFormat`
+   * must then be given, and the created image is returned open without its backing chain.
+   */
+  unsafeBacking?: boolean;
 }
 
 const PROBE_HEAD = 65536;
-const DEFAULT_MAX_DEPTH = 16;
 
 const noOpener: FileOpener = async (req) => {
   throw new ImageError("ERR_OPEN_DENIED", `Cannot open ${req.purpose} file '${req.name}': no file opener in this runtime`, {
@@ -106,10 +111,7 @@ function requireDriver(name: string, drivers: readonly FormatDriver[]): FormatDr
 function policedOpener(options: OpenImageOptions): FileOpener {
   const policy = options.backing ?? "deny";
   const inner = options.openFile ?? noOpener;
-  return (req: OpenFileRequest) => {
-    enforcePolicy(policy, req);
-    return inner(req);
-  };
+  return (req: OpenFileRequest) => inner(policedRequest(policy, req));
 }
 
 /**
@@ -117,10 +119,16 @@ function policedOpener(options: OpenImageOptions): FileOpener {
  * closes it. Throws {@link ImageError} for anything wrong with the image.
  */
 export async function openImageOn(io: IoBackend, options: OpenImageOptions = {}): Promise<ImageDevice> {
-  return openLayer(io, options, 0, new Set());
+  return openLayer(io, options, 0, new Set(), io.name);
 }
 
-async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number, seen: Set<string>): Promise<ImageDevice> {
+async function openLayer(
+  io: IoBackend,
+  options: OpenImageOptions,
+  depth: number,
+  seen: Set<string>,
+  topName: string,
+): Promise<ImageDevice> {
   const drivers = driversOf(options);
   const kernel = options.kernel ?? (await loadKernel());
   const readOnly = !!options.readOnly || !io.capabilities.writable;
@@ -158,11 +166,13 @@ async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number
     let backing: BlockDevice | undefined;
     try {
       if (instance.backing && !options.noBacking) {
-        const max = options.maxChainDepth ?? DEFAULT_MAX_DEPTH;
+        const max = options.maxChainDepth ?? MAX_BACKING_CHAIN_DEPTH;
         if (depth + 1 > max) {
-          throw new LimitExceededError(`Backing chain of ${io.name} is deeper than the limit of ${max} images`, {
-            file: io.name,
-          });
+          // Name the image the user gave: the layer that hits the limit means nothing to them.
+          throw new LimitExceededError(
+            `Backing chain of ${topName} is deeper than the limit of ${max} backing files (at ${io.name})`,
+            { file: topName },
+          );
         }
         const file = await opener({ name: instance.backing.name, relativeTo: io, writable: false, purpose: "backing" });
         if (seen.has(file.name) || file.name === io.name) {
@@ -177,6 +187,7 @@ async function openLayer(io: IoBackend, options: OpenImageOptions, depth: number
           { ...options, format: instance.backing.format, readOnly: true, driverOptions: {} },
           depth + 1,
           seen,
+          topName,
         );
       }
     } catch (e) {
@@ -223,11 +234,18 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
       if (!driver.supportsBacking) {
         throw new ImageError("ERR_UNSUPPORTED_FEATURE", `Format ${driver.name} does not support backing files`);
       }
-      const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
-      const base = await openLayer(bio, { ...options, format: backingFormat, readOnly: true }, 1, new Set([io.name]));
-      backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
-      await base.close();
-      size ??= backing.size;
+      if (options.unsafeBacking) {
+        if (size === undefined) throw new RangeError("Image creation needs a size parameter");
+        if (!backingFormat) throw new RangeError("An unsafe backing file needs its format (backingFormat)");
+        backing = { name: backingFile, format: backingFormat, size };
+      } else {
+        const bio = await opener({ name: backingFile, relativeTo: io, writable: false, purpose: "backing" });
+        const baseOptions = { ...options, format: backingFormat, readOnly: true };
+        const base = await openLayer(bio, baseOptions, 1, new Set([io.name]), io.name);
+        backing = { name: backingFile, format: backingFormat ?? base.format, size: base.size };
+        await base.close();
+        size ??= backing.size;
+      }
     }
     if (size === undefined) throw new RangeError("Cannot create an image without a size (give a size or a backing file)");
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`Invalid image size ${size}`);
@@ -236,5 +254,6 @@ export async function createImageOn(io: IoBackend, options: CreateImageOptions):
     await io.close().catch(() => {});
     throw e;
   }
-  return openLayer(io, { ...options, format: driver.name, readOnly: false }, 0, new Set());
+  const topOptions = { ...options, format: driver.name, readOnly: false, noBacking: !!options.unsafeBacking };
+  return openLayer(io, topOptions, 0, new Set(), io.name);
 }

@@ -41,21 +41,45 @@ describe("gow bad input", () => {
     }
   });
 
-  it("a map entry past allocated is refused read-write and reported by check", async () => {
+  it("a map entry past allocated refuses writes, is reported by check and freed by check -r all", async () => {
     const f = await sample();
     new DataView(f.buffer).setUint32(12 + 4 * 5, 9, true); // block 5 -> slot 9, allocated 3
-    await expect(openImage(new MemoryBackend(f.slice()), { format: "gow1" })).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE" });
-    const img = await openImage(new MemoryBackend(f.slice()), { format: "gow1", readOnly: true });
-    await expect(img.read(5 * BLOCK, 10)).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE", message: /slot 9/ });
-    expect((await img.read(3 * BLOCK + 7, 1))[0]).toBe(4);
-    const c = await img.check();
-    expect(c.corruptions).toBe(1);
+    const ro = await openImage(new MemoryBackend(f.slice()), { format: "gow1", readOnly: true });
+    await expect(ro.read(5 * BLOCK, 10)).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE", message: /slot 9/ });
+    expect((await ro.read(3 * BLOCK + 7, 1))[0]).toBe(4);
+    expect((await ro.check()).corruptions).toBe(1);
+    // Read-write opens (so that the repair can run) but refuses writes until repaired.
+    const img = await openImage(new MemoryBackend(f.slice()), { format: "gow1" });
+    await expect(img.write(7 * BLOCK, new Uint8Array(512).fill(1))).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE" });
+    const fixed = await img.check("all");
+    expect(fixed.corruptions).toBe(0);
+    expect(fixed.corruptionsFixed).toBe(1);
+    expect(Array.from(await img.read(5 * BLOCK, 4))).toEqual([0, 0, 0, 0]);
+    await img.write(7 * BLOCK, new Uint8Array(512).fill(1));
+    expect((await img.check()).corruptions).toBe(0);
+    await img.close();
   });
 
-  it("a slot used twice is refused read-write and reported by check", async () => {
+  it("an image that lost only its allocated counter is repaired by raising the counter", async () => {
+    const f = await sample(); // blocks 3, 0, 6 in slots 0, 1, 2
+    new DataView(f.buffer).setUint32(8, 2, true); // the counter write (3) was lost
+    const img = await openImage(new MemoryBackend(f.slice()), { format: "gow1" });
+    const c = await img.check();
+    expect(c.corruptions).toBe(1);
+    expect(c.messages.join()).toMatch(/block 6 holds slot 2, but only 2 slots are allocated/);
+    const fixed = await img.check("all");
+    expect(fixed.corruptions).toBe(0);
+    expect(fixed.corruptionsFixed).toBe(1);
+    expect((await img.read(6 * BLOCK + 7, 1))[0]).toBe(7);
+    await img.close();
+  });
+
+  it("a slot used twice refuses writes and is reported by check", async () => {
     const f = await sample();
     new DataView(f.buffer).setUint32(12 + 4 * 1, 0, true); // block 1 shares slot 0 with block 3
-    await expect(openImage(new MemoryBackend(f.slice()), { format: "gow1" })).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE" });
+    const rw = await openImage(new MemoryBackend(f.slice()), { format: "gow1" });
+    await expect(rw.write(7 * BLOCK, new Uint8Array(512).fill(1))).rejects.toMatchObject({ code: "ERR_CORRUPT_IMAGE" });
+    await rw.close();
     const img = await openImage(new MemoryBackend(f.slice()), { format: "gow1", readOnly: true });
     const c = await img.check();
     expect(c.corruptions).toBe(1);

@@ -88,7 +88,8 @@ describe("corrupt qcow2 inputs", { timeout: 5000 }, () => {
     await expectImageError(poke(b, 96, 7n, 4), "ERR_CORRUPT_IMAGE", /refcount_order 7/);
     await expectImageError(poke(b, 100, 101n, 4), "ERR_CORRUPT_IMAGE", /header_length/);
     await expectImageError(poke(b, 100, 1n << 20n, 4), "ERR_CORRUPT_IMAGE", /header_length/);
-    await expectImageError(poke(poke(b, 8, 4000n), 16, 5000n, 4), "ERR_CORRUPT_IMAGE", /backing file name of 5000 bytes/);
+    // qemu-img says "Backing file name too long" too.
+    await expectImageError(poke(poke(b, 8, 4000n), 16, 5000n, 4), "ERR_CORRUPT_IMAGE", /Backing file name too long \(5000/);
     // compression type field without its incompatible bit
     await expectImageError(poke(b, 104, 1n, 1), "ERR_CORRUPT_IMAGE", /compression/);
   });

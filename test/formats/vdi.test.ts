@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { writeFileSync } from "node:fs";
+import { HAVE_QEMU, qemuImgStatus, tempDir } from "../helpers/qemu.js";
 import { expectContents, expectExtentsAgree, pattern, randomOps, rng } from "./image-model.js";
 
 const MIB = 1 << 20;
@@ -102,28 +104,53 @@ describe("VDI check and repair", () => {
     return mem.bytes().slice();
   }
 
-  it("an interrupted allocation (header counted, map not written) is a leak that -r leaks removes", async () => {
+  it("an interrupted allocation (header counted, map not written) is the mismatch qemu-img reports; -r all fixes it", async () => {
     const b = await written();
     le32(b, 388, 5); // header says 5 blocks, the map uses 4
     const extended = new Uint8Array(b.length + MIB);
     extended.set(b);
+    if (HAVE_QEMU) {
+      const tmp = tempDir();
+      try {
+        writeFileSync(tmp.path("a.vdi"), extended);
+        const q = qemuImgStatus("check", "-f", "vdi", tmp.path("a.vdi"));
+        expect(q.status).toBe(2);
+        expect(q.stderr).toMatch(/ERROR: allocated blocks mismatch, is 4, should be 5/);
+      } finally {
+        tmp.cleanup();
+      }
+    }
     const img = await open(extended);
     const res = await img.check();
-    expect([res.corruptions, res.leaks]).toEqual([0, 1]);
-    const fixed = await img.check("leaks");
-    expect([fixed.leaksFixed, fixed.leaks, fixed.corruptions]).toEqual([1, 0, 0]);
+    expect([res.corruptions, res.leaks]).toEqual([1, 0]);
+    expect(res.messages).toEqual(["ERROR: allocated blocks mismatch, is 4, should be 5"]);
+    expect((await img.check("leaks")).corruptions).toBe(1);
+    const fixed = await img.check("all");
+    expect([fixed.corruptionsFixed, fixed.corruptions, fixed.leaks]).toEqual([1, 0, 0]);
     expect(await (img as unknown as { instance: { file: MemoryBackend } }).instance.file.size()).toBe(1024 + 4 * MIB);
-    expect((await img.check()).leaks).toBe(0);
+    expect((await img.check()).corruptions).toBe(0);
     for (let i = 0; i < 4; i++) expect(await img.read(i * 2 * MIB, 1000)).toEqual(pattern(1000, i + 1));
   });
 
-  it("-r leaks compacts unused blocks in the middle of the data area", async () => {
+  it("a header undercounting the map is the mismatch qemu-img reports, and no leak", async () => {
+    const b = await written();
+    le32(b, 388, 3); // header says 3 blocks, the map uses 4
+    const img = await open(b);
+    const res = await img.check();
+    expect([res.corruptions, res.leaks]).toEqual([1, 0]);
+    expect(res.messages).toEqual(["ERROR: allocated blocks mismatch, is 4, should be 3"]);
+    const fixed = await img.check("all");
+    expect([fixed.corruptionsFixed, fixed.corruptions, fixed.leaks]).toEqual([1, 0, 0]);
+    for (let i = 0; i < 4; i++) expect(await img.read(i * 2 * MIB, 1000)).toEqual(pattern(1000, i + 1));
+  });
+
+  it("-r all compacts unused blocks in the middle of the data area", async () => {
     const b = await written();
     le32(b, 512 + 4 * 2, 0xffffffff); // guest block 2 (data block 1) dropped from the map
     const img = await open(b);
-    expect((await img.check()).leaks).toBe(1);
-    const fixed = await img.check("leaks");
-    expect(fixed.leaksFixed).toBe(1);
+    expect((await img.check()).corruptions).toBe(1);
+    const fixed = await img.check("all");
+    expect(fixed.corruptionsFixed).toBe(1);
     expect(await (img as unknown as { instance: { file: MemoryBackend } }).instance.file.size()).toBe(1024 + 3 * MIB);
     for (const i of [0, 2, 3]) expect(await img.read(i * 2 * MIB, 1000)).toEqual(pattern(1000, i + 1));
     expect((await img.check()).corruptions + (await img.check()).leaks).toBe(0);

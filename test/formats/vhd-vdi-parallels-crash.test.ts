@@ -29,6 +29,7 @@ describe("crash consistency of vpc, vdi and parallels", () => {
         maxLength: 700_000,
         ops,
         maxCuts: 60,
+        repairInOrder: format === "vdi",
       });
       expect(rep.mutations).toBeGreaterThan(10);
       expect(rep.flushes).toBeGreaterThan(2);

@@ -9,10 +9,17 @@
  *    formats may replay journals / rebuild refcounts), runs `check` (no corruptions, leaks
  *    allowed) and verifies that every byte written before the last completed flush, and not
  *    touched by an operation after it, reads back as the model had it at that flush.
+ * 4. The volatile-cache model: a disk's write cache may keep or lose any subset of the writes
+ *    issued since the last completed flush, in any order. For a seeded sample of such subsets
+ *    (every write dropped alone, every write kept alone, random subsets, some with a kept write
+ *    torn) it rebuilds the file, opens it writable, and when `check` finds corruptions runs
+ *    the format's own repair (`check -r all`): what remains must be 0 corruptions, and the
+ *    flushed data must read back as in step 3.
  */
 import { expect } from "vitest";
-import { FaultBackend } from "../../src/io/fault-backend.js";
+import { FaultBackend, type FaultSubsetCut } from "../../src/io/fault-backend.js";
 import { MemoryBackend, createImageOn, openImageOn, type ImageDevice } from "../../src/index.js";
+import { rng } from "./random.js";
 
 /** Kinds of guest operation the workload may issue. */
 export type CrashOp = "write" | "zero" | "discard" | "compressed";
@@ -37,6 +44,19 @@ export interface CrashHarnessOptions {
   tear?: boolean;
   /** Bytes of a discarded range that read back as the model says: zeros (default) or none. */
   discardReadsZero?: boolean;
+  /**
+   * In-order cuts may leave corruptions that the format's `check -r all` repairs (VDI, whose
+   * interrupted allocation leaves a block count qemu-img calls a corruption). Default false:
+   * an in-order cut must check clean as it is.
+   */
+  repairInOrder?: boolean;
+  /** Most volatile-cache crash images examined (sampled from the candidates). Default 30; 0: none. */
+  volatile?: number;
+  /**
+   * Record volatile-cache failures in the report instead of throwing (for measurements).
+   * In-order cuts still throw.
+   */
+  collect?: boolean;
 }
 
 /** What the harness examined, for assertions on coverage. */
@@ -45,17 +65,14 @@ export interface CrashHarnessReport {
   flushes: number;
   cutsChecked: number;
   tornChecked: number;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  /** Volatile-cache images examined. */
+  volatileChecked: number;
+  /** … of which `check` found corruptions that the repair then fixed. */
+  volatileRepaired: number;
+  /** … of which failed: did not open, stayed corrupt after repair, or lost flushed data. */
+  volatileFailed: number;
+  /** One line per failure (only with `collect`). */
+  failures: string[];
 }
 
 interface Epoch {
@@ -118,6 +135,13 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
     }
   }
   await img.close();
+  if (process.env.CRASH_HARNESS_LOG) {
+    let n = 0;
+    for (const op of fault.log) {
+      if (op.kind === "flush") console.log("  flush");
+      else console.log(`  #${n++} ${op.kind} ${op.kind === "write" ? `${op.offset} +${op.data.length} [${op.data.subarray(0, 8).join(",")}]` : op.size}`);
+    }
+  }
   const total = fault.mutationCount;
   // Cut points: every flush point plus an even sample of the rest.
   const maxCuts = o.maxCuts ?? 200;
@@ -135,15 +159,154 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
     }
     for (const tear of variants) {
       const mem = await fault.replay({ ops: n, tear });
-      await verifyState(mem, o.format, epochs, n, tear);
+      await verifyState(mem, o.format, epochs, n, tear, o.repairInOrder ?? false);
       cutsChecked++;
       if (tear !== undefined) tornChecked++;
     }
   }
-  return { mutations: total, flushes: epochs.length - 1, cutsChecked, tornChecked };
+  const rep: CrashHarnessReport = {
+    mutations: total, flushes: epochs.length - 1, cutsChecked, tornChecked,
+    volatileChecked: 0, volatileRepaired: 0, volatileFailed: 0, failures: [],
+  };
+  for (const cut of volatileCuts(fault, o.volatile ?? 30, rng((o.seed ^ 0x5eed1e) >>> 0))) {
+    const mem = await fault.replaySubset(cut);
+    rep.volatileChecked++;
+    try {
+      if (await verifyVolatile(mem, o.format, epochs, cut)) rep.volatileRepaired++;
+    } catch (e) {
+      if (!o.collect) throw e;
+      rep.volatileFailed++;
+      rep.failures.push((e as Error).message.split("\n").slice(0, 3).join(" | "));
+    }
+  }
+  return rep;
 }
 
-async function verifyState(mem: MemoryBackend, format: string, epochs: Epoch[], cut: number, tear: number | undefined): Promise<void> {
+/**
+ * Candidate volatile-cache crashes, sampled down to `budget`: for each run of mutations between
+ * two completed flushes, each one dropped alone, each one kept alone, and random subsets (one
+ * in three with a kept multi-sector write torn at a sector boundary).
+ */
+function volatileCuts(fault: FaultBackend, budget: number, r: () => number): FaultSubsetCut[] {
+  if (budget <= 0) return [];
+  const total = fault.mutationCount;
+  const bounds = [...new Set([0, ...fault.flushPoints(), total])].sort((a, b) => a - b);
+  const out: FaultSubsetCut[] = [];
+  const seen = new Set<string>();
+  const add = (durable: number, keep: number[], tornIndex?: number, tear?: number) => {
+    const key = `${durable}:${keep.join(",")}:${tornIndex ?? ""}:${tear ?? ""}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push({ durable, keep: new Set(keep), tornIndex, tear });
+  };
+  for (let b = 0; b + 1 < bounds.length; b++) {
+    const d = bounds[b];
+    const idx: number[] = [];
+    for (let i = d; i < bounds[b + 1]; i++) idx.push(i);
+    if (idx.length < 2) continue; // every subset of 0 or 1 mutation is an in-order cut
+    for (const i of idx) {
+      add(d, idx.filter((j) => j !== i));
+      add(d, [i]);
+    }
+    for (let k = 0; k < 3; k++) {
+      const p = r();
+      const keep = idx.filter(() => r() < p);
+      const big = keep.filter((i) => {
+        const m = fault.mutation(i);
+        return m?.kind === "write" && m.data.length > 512;
+      });
+      if (k === 2 && big.length > 0) {
+        const t = big[Math.floor(r() * big.length)];
+        const m = fault.mutation(t) as { data: Uint8Array };
+        add(d, keep, t, Math.max(512, Math.floor((r() * m.data.length) / 512) * 512));
+      } else {
+        add(d, keep);
+      }
+    }
+  }
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out.slice(0, budget);
+}
+
+/** Checks one volatile-cache crash image; true when the repair had to fix corruptions. */
+async function verifyVolatile(mem: MemoryBackend, format: string, epochs: Epoch[], cut: FaultSubsetCut): Promise<boolean> {
+  const kept = [...cut.keep].sort((a, b) => a - b);
+  const torn = cut.tornIndex !== undefined ? ` (${cut.tornIndex} torn at ${cut.tear} bytes)` : "";
+  const where = `volatile crash: durable ${cut.durable}, kept [${kept.join(",")}]${torn}`;
+  let img: ImageDevice;
+  try {
+    img = await openImageOn(mem, { format });
+  } catch (e) {
+    throw new Error(`${where}: the image does not open: ${(e as Error).message}`);
+  }
+  try {
+    let c = await img.check();
+    const repaired = c.corruptions > 0 || c.checkErrors > 0;
+    if (repaired) {
+      const first = c.messages.join("\n");
+      try {
+        await img.check("all");
+        c = await img.check();
+      } catch (e) {
+        throw new Error(`${where}: repair failed: ${(e as Error).message}\n${first}`);
+      }
+      expect(c.corruptions, `${where}: corruptions after check -r all:\n${c.messages.join("\n")}\nbefore:\n${first}`).toBe(0);
+      expect(c.checkErrors, `${where}: check errors after check -r all:\n${c.messages.join("\n")}`).toBe(0);
+    }
+    await expectFlushedData(img, epochs, cut.durable, where);
+    return repaired;
+  } finally {
+    await img.close();
+  }
+}
+
+/** Every byte flushed by the last epoch at or before `cut`, and not touched since, reads back. */
+async function expectFlushedData(img: ImageDevice, epochs: Epoch[], cut: number, where: string): Promise<void> {
+  let e = epochs[0];
+  for (const x of epochs) if (x.at <= cut) e = x;
+  const stable = new Uint8Array(img.size).fill(1);
+  for (const [s, end] of e.unstable) stable.fill(0, s, end);
+  const chunk = 1 << 16;
+  for (let at = 0; at < img.size; at += chunk) {
+    const len = Math.min(chunk, img.size - at);
+    let got: Uint8Array;
+    try {
+      got = await img.read(at, len);
+    } catch (err) {
+      // Only data written after the last flush may fail to read (a compressed cluster whose
+      // bytes the cache lost); the sectors that fail must all be unstable.
+      got = new Uint8Array(len);
+      for (let s = 0; s < len; s += 512) {
+        const n = Math.min(512, len - s);
+        try {
+          got.set(await img.read(at + s, n), s);
+        } catch {
+          if (stable.subarray(at + s, at + s + n).some((x) => x)) {
+            throw new Error(`${where}: flushed data at ${at + s} does not read: ${(err as Error).message}`);
+          }
+          got.set(e.model.subarray(at + s, at + s + n), s);
+        }
+      }
+    }
+    for (let i = 0; i < len; i++) {
+      if (stable[at + i] && got[i] !== e.model[at + i]) {
+        throw new Error(`${where}: byte ${at + i} reads ${got[i]}, flushed data was ${e.model[at + i]}`);
+      }
+    }
+  }
+}
+
+async function verifyState(
+  mem: MemoryBackend,
+  format: string,
+  epochs: Epoch[],
+  cut: number,
+  tear: number | undefined,
+  repair: boolean,
+): Promise<void> {
   const where = `crash after ${cut} writes${tear !== undefined ? ` (next torn at ${tear} bytes)` : ""}`;
   let img: ImageDevice;
   try {
@@ -152,19 +315,11 @@ async function verifyState(mem: MemoryBackend, format: string, epochs: Epoch[], 
     throw new Error(`${where}: the image does not open: ${(e as Error).message}`);
   }
   try {
-    const c = await img.check();
+    let c = await img.check();
+    if (repair && c.corruptions > 0) c = await img.check("all");
     expect(c.corruptions, `${where}: check found corruptions:\n${c.messages.join("\n")}`).toBe(0);
     expect(c.checkErrors, `${where}: check errors:\n${c.messages.join("\n")}`).toBe(0);
-    let e = epochs[0];
-    for (const x of epochs) if (x.at <= cut) e = x;
-    const got = await img.read(0, img.size);
-    const stable = new Uint8Array(img.size).fill(1);
-    for (const [s, end] of e.unstable) stable.fill(0, s, end);
-    for (let i = 0; i < got.length; i++) {
-      if (stable[i] && got[i] !== e.model[i]) {
-        throw new Error(`${where}: byte ${i} reads ${got[i]}, flushed data was ${e.model[i]}`);
-      }
-    }
+    await expectFlushedData(img, epochs, cut, where);
   } finally {
     await img.close();
   }

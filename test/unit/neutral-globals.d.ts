@@ -50,6 +50,41 @@ declare global {
     getRandomValues<T extends ArrayBufferView | null>(array: T): T;
   };
 
+  /** WHATWG Streams: the writable side, as the streaming layer drives it. */
+  interface WritableStreamDefaultWriter<W> {
+    readonly ready: Promise<undefined>;
+    readonly desiredSize: number | null;
+    write(chunk: W): Promise<void>;
+    close(): Promise<void>;
+    abort(reason?: unknown): Promise<void>;
+  }
+  class WritableStream<W> {
+    constructor(sink?: { write?(chunk: W): void | Promise<void>; close?(): void | Promise<void>; abort?(reason: unknown): void | Promise<void> });
+    getWriter(): WritableStreamDefaultWriter<W>;
+  }
+
+  /** WHATWG Streams: a pull source. */
+  interface ReadableStreamDefaultController<R> {
+    enqueue(chunk: R): void;
+    close(): void;
+    error(reason?: unknown): void;
+  }
+  class ReadableStream<R> {
+    constructor(
+      source: { pull?(controller: ReadableStreamDefaultController<R>): void | Promise<void>; cancel?(reason?: unknown): void | Promise<void> },
+      strategy?: { highWaterMark?: number },
+    );
+  }
+
+  /** File API: a Blob made from parts. */
+  type BlobPart = NeutralBufferSource | Blob | string;
+  class Blob {
+    constructor(parts?: BlobPart[], options?: { type?: string });
+    readonly size: number;
+    readonly type: string;
+    arrayBuffer(): Promise<ArrayBuffer>;
+  }
+
   /** The WebAssembly JS API, as far as the kernel loader uses it. */
   namespace WebAssembly {
     class Module {

@@ -10,6 +10,8 @@ export interface DenoFileInfo {
   readonly isDirectory: boolean;
   /** 512-byte blocks allocated; `null` where the platform does not say. */
   readonly blocks: number | null;
+  /** Regular file (false for FIFOs, devices, sockets, directories). */
+  readonly isFile: boolean;
 }
 
 /** `Deno.FsFile`, the methods we call. */
@@ -38,6 +40,10 @@ export interface DenoOpenOptions {
 /** The part of the `Deno` namespace the adapter needs. */
 export interface DenoNamespace {
   open(path: string, options?: DenoOpenOptions): Promise<DenoFsFile>;
+  /** Follows symbolic links. */
+  stat(path: string): Promise<DenoFileInfo>;
+  /** The path with every symbolic link resolved. */
+  realPath(path: string): Promise<string>;
   cwd(): string;
 }
 

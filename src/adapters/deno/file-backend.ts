@@ -24,6 +24,12 @@ export interface DenoFileOptions {
   readOnly?: boolean;
   /** Create the file (truncating it) — for `create`. */
   create?: boolean;
+  /**
+   * Refuse anything but a regular file (for files an image names: a FIFO would block the open
+   * forever). Checked before opening and again on the open file. Deno's open has no
+   * `O_NONBLOCK`, so a FIFO swapped in between the two can still block. Default false.
+   */
+  regularOnly?: boolean;
 }
 
 /** A file opened with `Deno.open`. Needs `--allow-read` (and `--allow-write` unless read-only). */
@@ -43,6 +49,14 @@ export class DenoFileBackend implements IoBackend {
   /** Opens `path`. Throws an {@link ImageError} (`ERR_IO`, `ERR_READ_ONLY`) naming the file when it cannot. */
   static async open(path: string, options: DenoFileOptions = {}): Promise<DenoFileBackend> {
     const writable = !options.readOnly || !!options.create;
+    const refuse = () =>
+      new ImageError("ERR_OPEN_DENIED", `Refusing to open '${path}': files an image names must be regular files`, {
+        file: path,
+      });
+    if (options.regularOnly) {
+      const before = await denoApi().stat(path).catch(() => undefined);
+      if (before && !before.isFile) throw refuse();
+    }
     let file: DenoFsFile;
     try {
       file = await denoApi().open(path, {
@@ -59,6 +73,10 @@ export class DenoFileBackend implements IoBackend {
       file.close();
       throw ioError("stat", path, e);
     });
+    if (options.regularOnly && !st.isFile) {
+      file.close();
+      throw refuse();
+    }
     if (st.isDirectory) {
       file.close();
       throw new ImageError("ERR_IO", `Could not open '${path}': Is a directory`, { file: path });

@@ -33,6 +33,29 @@ export interface NodeFileOptions {
    * Default `"writeback"` (flush is `fdatasync`).
    */
   cache?: "writeback" | "unsafe";
+  /**
+   * Refuse anything but a regular file (for files an image names: a FIFO would block open(2)
+   * forever, a device is not the caller's choice). Checked before opening, and the open uses
+   * `O_NONBLOCK` and is checked again on the descriptor, so a FIFO swapped in meanwhile cannot
+   * block either. Default false (a path the user names may be a pipe or a device).
+   */
+  regularOnly?: boolean;
+  /** Refuse to follow a symbolic link in the last component (`O_NOFOLLOW`). Default false. */
+  noFollow?: boolean;
+}
+
+function notRegular(path: string, st: fs.Stats): ImageError {
+  const kind = st.isFIFO() ? "a FIFO"
+    : st.isBlockDevice() ? "a block device"
+    : st.isCharacterDevice() ? "a character device"
+    : st.isSocket() ? "a socket"
+    : st.isDirectory() ? "a directory"
+    : "not a regular file";
+  return new ImageError(
+    "ERR_OPEN_DENIED",
+    `Refusing to open '${path}': it is ${kind}, and files an image names must be regular files`,
+    { file: path },
+  );
 }
 
 /** A file opened with `node:fs`. */
@@ -56,11 +79,22 @@ export class NodeFileBackend implements IoBackend {
 
   /** Opens `path`. Throws an {@link ImageError} (`ERR_IO`) naming the file when it cannot. */
   static async open(path: string, options: NodeFileOptions = {}): Promise<NodeFileBackend> {
-    const flags = options.create ? "w+" : options.readOnly ? "r" : "r+";
+    const c = fs.constants;
+    let flags: number = options.create ? c.O_RDWR | c.O_CREAT | c.O_TRUNC : options.readOnly ? c.O_RDONLY : c.O_RDWR;
+    if (options.regularOnly) {
+      const before = await fs.promises.stat(path).catch(() => undefined);
+      if (before && !before.isFile()) throw notRegular(path, before);
+      flags |= c.O_NONBLOCK;
+    }
+    if (options.noFollow) flags |= c.O_NOFOLLOW;
     const fd = await new Promise<number>((resolve, reject) =>
       fs.open(path, flags, 0o644, (err, fd) => (err ? reject(ioError("open", path, err)) : resolve(fd))),
     );
     const st = fs.fstatSync(fd);
+    if (options.regularOnly && !st.isFile()) {
+      fs.closeSync(fd);
+      throw notRegular(path, st);
+    }
     if (st.isDirectory()) {
       fs.closeSync(fd);
       throw new ImageError("ERR_IO", `Could not open '${path}': Is a directory`, { file: path });
@@ -68,7 +102,16 @@ export class NodeFileBackend implements IoBackend {
     return new NodeFileBackend(path, fd, !options.readOnly, !!options.blocking, options.cache === "unsafe");
   }
 
+  /** Node throws its own RangeError text for a position it cannot take: refuse it as ours. */
+  private badOffset(action: string, offset: number, length: number): ImageError | undefined {
+    if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(offset + length)) return undefined;
+    const why = `offset ${offset} (+${length}) is out of range`;
+    return new ImageError("ERR_IO", `Could not ${action} '${this.name}': ${why}`, { file: this.name });
+  }
+
   read(offset: number, into: Uint8Array): Promise<number> {
+    const bad = this.badOffset("read", offset, into.length);
+    if (bad) return Promise.reject(bad);
     if (this.blocking) {
       try {
         return Promise.resolve(fs.readSync(this.fd, into, 0, into.length, offset));
@@ -82,6 +125,8 @@ export class NodeFileBackend implements IoBackend {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
+    const bad = this.badOffset("write", offset, data.length);
+    if (bad) throw bad;
     let done = 0;
     if (this.blocking) {
       try {

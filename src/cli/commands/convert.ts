@@ -13,6 +13,7 @@ import { CliError, UsageError, errorText } from "../errors.js";
 import { closingAfter, createCliImage, openCliImage, type CliImage } from "../open-image.js";
 import { interruptible } from "../interrupt.js";
 import { progressPrinter } from "../progress.js";
+import { isStreamTarget, streamConvert } from "../stream-output.js";
 import { joinedOptions, createOptionsHelp, parseSizeArg, requireFormat, splitCreateOptions, wantsOptionHelp } from "./create.js";
 
 const SPECS = [
@@ -75,6 +76,8 @@ export const convertCommand: Command = {
 
 Copies the guest contents of SRC (with its backing chain) into DST, creating DST unless -n.
 Unallocated and zero ranges of SRC are not written, so DST stays sparse.
+DST '-' (standard output) or any non-seekable DST (a pipe, a FIFO) gets the image written front
+to back: raw, qcow2, vpc and vmdk with -o subformat=streamOptimized can be streamed.
 
   -f, --format FMT          format of SRC (probed when absent)
   -O, --output-format FMT   format of DST (default raw)
@@ -161,6 +164,15 @@ Unallocated and zero ranges of SRC are not written, so DST stays sparse.
       throw new CliError(errorText(e), 1, { cause: e });
     }
     if (createOpts.size !== undefined) throw new CliError("Option size is not allowed for convert");
+    if (isStreamTarget(dstPath)) {
+      if (noCreate) throw new CliError("-n cannot be used with a non-seekable output (the image is written front to back)");
+      if ((backingFile ?? createOpts.backingFile) !== undefined) throw new CliError("-B cannot be used with a non-seekable output");
+      if (salvage) throw new CliError("--salvage cannot be used with a non-seekable output");
+      return streamConvert({
+        srcPaths, srcFormat: optString(args, "format"), dstPath, outDriver, options: createOpts.values, compress,
+        sparseSize: sparse, progress: optFlag(args, "progress") && !quiet,
+      }, ctx);
+    }
     const kernel = await cliKernel();
     const progress = progressPrinter(ctx, optFlag(args, "progress") && !quiet);
     const sources: CliImage[] = [];

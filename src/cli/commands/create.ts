@@ -121,7 +121,7 @@ file the size defaults to the backing file's.
   -o, --options OPTS         format options, name=value,... ('-o help' lists them)
   -b, --backing FILE         backing file to record (relative names are relative to FILE)
   -F, --backing-format FMT   the backing file's format (required with -b, as qemu-img 7.2)
-  -u, --unsafe               accepted for qemu-img compatibility (the backing file is still read)
+  -u, --unsafe               record the backing file without opening it (SIZE is then required)
   -q, --quiet                do not print the "Formatting" line
 `,
   async run(argv: string[], ctx: CommandContext): Promise<number> {
@@ -154,7 +154,12 @@ file the size defaults to the backing file's.
     let size = sizeText !== undefined ? parseSizeArg(sizeText) : undefined;
     const backingFile = optString(args, "backing") ?? opts.backingFile;
     const backingFormat = optString(args, "backing-format") ?? opts.backingFormat;
-    if (backingFile !== undefined) {
+    const unsafe = optFlag(args, "unsafe");
+    if (backingFile !== undefined && unsafe) {
+      if (!driver.supportsBacking) throw fail(new Error(`Backing file not supported for file format '${driver.name}'`));
+      if (backingFormat === undefined) throw fail(new Error("Backing file specified without backing format"));
+      if (size === undefined) throw fail(new Error("Image creation needs a size parameter"));
+    } else if (backingFile !== undefined) {
       if (!driver.supportsBacking) throw fail(new Error(`Backing file not supported for file format '${driver.name}'`));
       if (backingFormat === undefined) throw fail(new Error("Backing file specified without backing format"));
       try {
@@ -183,6 +188,7 @@ file the size defaults to the backing file's.
         options: opts.values,
         backingFile,
         backingFormat,
+        unsafeBacking: unsafe,
         warn: ctx.warn,
       });
       await device.close();

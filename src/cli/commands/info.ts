@@ -2,6 +2,7 @@
  * `vdisk info`: what an image is (qemu-img info).
  * @module
  */
+import { MAX_BACKING_CHAIN_DEPTH } from "../../core/limits.js";
 import { describeImage, type ImageInfo } from "../../ops/info.js";
 import { optFlag, optString } from "../args.js";
 import { FORCE_SHARE_OPTION, HELP_OPTION, OUTPUT_OPTION, UNSUPPORTED_OPTIONS, outputFormat, parseCommandArgs } from "../common.js";
@@ -19,9 +20,6 @@ const SPECS = [
   { key: "format", short: "f", long: "format", value: true },
   { key: "backing-chain", long: "backing-chain" },
 ];
-
-/** Most layers `--backing-chain` follows. */
-const MAX_CHAIN = 64;
 
 async function describe(path: string, format: string | undefined): Promise<ImageInfo> {
   const { device, files } = await openCliImage(path, { format, readOnly: true, noBacking: true });
@@ -59,7 +57,10 @@ Shows the format, sizes, backing file, snapshots and format details of an image.
       for (let top = chain[0]; top.fullBackingFilename !== undefined; top = chain[chain.length - 1]) {
         const next = top.fullBackingFilename;
         if (seen.has(next)) throw new CliError(`Backing file '${next}' creates an infinite loop.`);
-        if (chain.length >= MAX_CHAIN) throw new CliError(`Backing chain of '${path}' is longer than ${MAX_CHAIN} images`);
+        if (chain.length > MAX_BACKING_CHAIN_DEPTH) {
+          const limit = MAX_BACKING_CHAIN_DEPTH;
+          throw new CliError(`Backing chain of '${path}' is deeper than the limit of ${limit} backing files`);
+        }
         seen.add(next);
         chain.push(await describe(next, top.backingFormat));
       }

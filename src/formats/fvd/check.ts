@@ -10,6 +10,8 @@ import type { FvdInstance } from "./instance.js";
 import { FVD_EMPTY_TABLE, FVD_MAX_CHUNK_INDEX } from "./layout.js";
 
 const MAX_MESSAGES = 100;
+/** Table entries named per chunk that several map. */
+const MAX_OWNERS_LISTED = 16;
 
 /** Checks the open image `inst` (metadata as in memory, which the caller flushed). */
 export async function checkFvdImage(inst: FvdInstance, repair?: RepairMode): Promise<CheckResult> {
@@ -20,7 +22,10 @@ export async function checkFvdImage(inst: FvdInstance, repair?: RepairMode): Pro
   const g = inst.geo;
   const t = inst.table;
   if (t) {
-    const list: number[] = [];
+    // Typed arrays only, and owners listed for the first reported chunks alone: a table of
+    // millions of entries that all map one chunk checks in bounded time and memory.
+    const all = new Uint32Array(t.length);
+    let count = 0;
     for (let c = 0; c < t.length; c++) {
       const p = t.get(c);
       if (p === FVD_EMPTY_TABLE) continue;
@@ -29,16 +34,16 @@ export async function checkFvdImage(inst: FvdInstance, repair?: RepairMode): Pro
         note(`ERROR table: chunk ${c} maps to the impossible index ${p}`);
         continue;
       }
-      list.push(p);
+      all[count++] = p;
     }
-    const used = Uint32Array.from(list).sort();
-    const twice = new Set<number>();
+    const used = all.subarray(0, count).sort();
+    const twice = new Set<number>(); // at most MAX_MESSAGES chunks, the ones whose owners are listed
     let prev = -1;
     let leaks = 0;
     for (const p of used) {
       if (p === prev) {
         r.corruptions++;
-        twice.add(p);
+        if (twice.size < MAX_MESSAGES) twice.add(p);
         continue;
       }
       if (p > prev + 1) {
@@ -48,12 +53,19 @@ export async function checkFvdImage(inst: FvdInstance, repair?: RepairMode): Pro
       prev = p;
     }
     if (twice.size > 0) {
-      const owners = new Map<number, number[]>();
+      const owners = new Map<number, { chunks: number[]; more: number }>();
       for (let c = 0; c < t.length; c++) {
         const p = t.get(c);
-        if (twice.has(p)) owners.set(p, [...(owners.get(p) ?? []), c]);
+        if (!twice.has(p)) continue;
+        let o = owners.get(p);
+        if (!o) owners.set(p, (o = { chunks: [], more: 0 }));
+        if (o.chunks.length < MAX_OWNERS_LISTED) o.chunks.push(c);
+        else o.more++;
       }
-      for (const [p, chunks] of owners) note(`ERROR table: physical chunk ${p} is mapped by chunks ${chunks.join(", ")}`);
+      for (const [p, o] of owners) {
+        const more = o.more > 0 ? ` and ${o.more} more` : "";
+        note(`ERROR table: physical chunk ${p} is mapped by chunks ${o.chunks.join(", ")}${more}`);
+      }
     }
     r.leaks += leaks;
     if (prev >= 0) {

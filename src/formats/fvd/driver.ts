@@ -15,6 +15,7 @@ import { FvdInstance } from "./instance.js";
 import { FVD_EMPTY_TABLE, FVD_HEADER_SIZE, FVD_MAGIC, FVD_VERSION } from "./layout.js";
 import { replayFvdJournal } from "./replay.js";
 import { FvdTable } from "./table.js";
+import { measureFvd } from "./measure.js";
 
 /** Open options: `copy-on-read` (or `copy_on_read`) = on|off. */
 function copyOnReadOption(options: Readonly<Record<string, string>>): boolean {
@@ -151,6 +152,7 @@ function probeFvd(input: ProbeInput): number {
 export const fvdDriver: FormatDriver = {
   name: "fvd",
   createOptions: FVD_CREATE_OPTIONS,
+  measure: measureFvd,
   amendOptions: FVD_AMEND_OPTIONS,
   supportsBacking: true,
   probe: probeFvd,

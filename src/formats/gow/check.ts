@@ -2,14 +2,17 @@
  * `check` for GOW (spec §4, a project decision): header fields in range, every map entry below
  * `allocated`, no slot used twice, every slot but the last complete in the file; slots below
  * `allocated` that no entry uses and an orphan tail past the last slot are leaks. `-r` trims the
- * orphan tail (the only leak that can be reclaimed: slots never move).
+ * orphan tail (the only leak that can be reclaimed: slots never move). `-r all` also repairs
+ * entries at or past `allocated` (a crash kept the entry but lost the counter): it raises the
+ * counter over the slots whose data the file holds and frees the entries of the others, and it
+ * frees entries past the disk end.
  * @module
  */
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
 import { decodeGowHeader, readGowMap } from "./header.js";
-import { GOW_BLOCK_SIZE, GowHeaderCodec, type GowVersionLayout } from "./layout.js";
+import { GOW_BLOCK_SIZE, GOW_MAP_OFFSET, GowHeaderCodec, type GowVersionLayout } from "./layout.js";
 
 /** Entries examined per map piece. */
 const PIECE = 1 << 18;
@@ -44,7 +47,8 @@ export async function checkGowImage(
     note(`ERROR header: the file of ${fileSize} bytes is shorter than the ${layout.headerBytes}-byte header`);
     return r;
   }
-  const allocated = h.allocated;
+  if (repair === "all") await repairEntries(file, layout, format, h.size, h.allocated, fileSize, note, r);
+  const allocated = repair === "all" ? decodeGowHeader(await readExact(file, 0, GowHeaderCodec.size, "header", format)).allocated : h.allocated;
   const used = new Uint8Array(Math.ceil(allocated / 8));
   let mapped = 0;
   for (let first = 0; first < layout.maxBlocks; first += PIECE) {
@@ -107,4 +111,53 @@ export async function checkGowImage(
   r.totalClusters = h.size;
   r.allocatedClusters = mapped;
   return r;
+}
+
+/**
+ * `-r all` for entries the counter does not cover: raises `allocated` over every slot whose
+ * data starts inside the file (that data was flushed before the map entry was written, so only
+ * the counter was lost), then frees the entries whose slot is still past it or whose block lies
+ * past the disk end. Counter first, flushed, then the map: each step alone leaves leaks only.
+ */
+async function repairEntries(
+  file: IoBackend,
+  layout: GowVersionLayout,
+  format: string,
+  sizeBlocks: number,
+  allocated: number,
+  fileSize: number,
+  note: (m: string) => void,
+  r: CheckResult,
+): Promise<void> {
+  const inFile = Math.max(0, Math.min(layout.maxBlocks, Math.ceil((fileSize - layout.dataBase) / GOW_BLOCK_SIZE)));
+  let raised = allocated;
+  let covered = 0;
+  const toFree: number[] = [];
+  for (let first = 0; first < layout.maxBlocks; first += PIECE) {
+    const map = await readGowMap(file, first, Math.min(PIECE, layout.maxBlocks - first), format);
+    const words = new Int32Array(map.buffer, map.byteOffset, map.length);
+    for (let i = 0; i < map.length; i++) {
+      if (words[i] === -1) continue;
+      const b = first + i;
+      if (b >= sizeBlocks || map[i] >= inFile) toFree.push(b);
+      else if (map[i] >= allocated) {
+        covered++;
+        raised = Math.max(raised, map[i] + 1);
+      }
+    }
+  }
+  if (raised > allocated) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, raised, true);
+    await file.write(GowHeaderCodec.offsetOf("allocated"), b);
+    await file.flush();
+    note(`Repaired: raised the allocated count from ${allocated} to ${raised} (the counter write was lost)`);
+  }
+  const free = new Uint8Array(4).fill(0xff);
+  for (const blk of toFree) {
+    await file.write(GOW_MAP_OFFSET + 4 * blk, free);
+    note(`Repaired: freed the map entry of block ${blk} (its slot is not in the file)`);
+  }
+  if (toFree.length > 0) await file.flush();
+  r.corruptionsFixed += toFree.length + covered;
 }

@@ -12,6 +12,7 @@ import { createGowImage } from "./create.js";
 import { decodeGowHeader, gowHeaderProblem, gowMapProblem, readGowMap } from "./header.js";
 import { GowInstance } from "./instance.js";
 import { GOW_VERSIONS, GowHeaderCodec, gowMagicText, gowMagicVersion, type GowVersionLayout } from "./layout.js";
+import { measureGow } from "./measure.js";
 
 async function openGow(ctx: OpenContext, layout: GowVersionLayout): Promise<FormatInstance> {
   const name = layout.name;
@@ -57,12 +58,8 @@ async function openGow(ctx: OpenContext, layout: GowVersionLayout): Promise<Form
   const mapProblem = gowMapProblem(map, h.allocated);
   if (mapProblem) {
     if (foreign) refuse(mapProblem);
-    if (!ctx.readOnly) {
-      throw new CorruptImageError(`Cannot open ${name} image read-write: ${mapProblem} (open it read-only to check it)`, {
-        format: name,
-        structure: "map",
-      });
-    }
+    // Opened read-write anyway so that `check -r all` can repair it; writes are refused until then.
+    if (!ctx.readOnly) ctx.warn(`${name} image '${file.name}' is inconsistent (${mapProblem}): run 'check -r all' before writing`);
   }
   if (foreign) {
     ctx.warn(`Opening '${file.name}' as ${name} although its magic ${magicText} is unknown: the header passes the structural checks`);
@@ -99,6 +96,7 @@ function makeGowDriver(layout: GowVersionLayout): FormatDriver {
     probe: (input) => probeGow(input, layout),
     open: (ctx) => openGow(ctx, layout),
     create: (ctx: CreateContext) => createGowImage(ctx, layout),
+    measure: (input) => measureGow(input, layout),
   };
 }
 

@@ -7,8 +7,9 @@ import type { CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../
 import type { Allocation, Mapping } from "../../core/mapping.js";
 import { CorruptImageError, ImageError, formatBytes } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
+import { readExact } from "../../io/helpers.js";
 import { checkGowImage } from "./check.js";
-import { encodeGowMap } from "./header.js";
+import { decodeGowHeader, encodeGowMap, gowMapProblem, readGowMap } from "./header.js";
 import {
   GOW_BLOCK_SIZE,
   GOW_FREE,
@@ -54,7 +55,7 @@ export class GowInstance implements FormatInstance {
   private diskAllocated: number;
   /** Blocks whose map entry changed since the last flush. */
   private dirty = new Set<number>();
-  private readonly corrupt?: string;
+  private corrupt?: string;
 
   constructor(init: GowInstanceInit) {
     this.file = init.file;
@@ -161,6 +162,9 @@ export class GowInstance implements FormatInstance {
     await this.file.flush();
     if (this.allocated !== this.diskAllocated) {
       await this.writeCounter(this.allocated);
+      // The counter is durable before any map entry that uses its slots is written: a
+      // volatile disk cache may otherwise keep the entry and lose the counter.
+      await this.file.flush();
       this.diskAllocated = this.allocated;
     }
     const blocks = [...this.dirty].sort((a, b) => a - b);
@@ -231,7 +235,15 @@ export class GowInstance implements FormatInstance {
 
   async check(repair?: RepairMode): Promise<CheckResult> {
     await this.flush();
-    return checkGowImage(this.file, this.layout, this.format, repair);
+    const r = await checkGowImage(this.file, this.layout, this.format, repair);
+    if (repair === "all" && !this.readOnly) {
+      // The repair may have raised the counter and freed entries: reload both.
+      const h = decodeGowHeader(await readExact(this.file, 0, GowHeaderCodec.size, "header", this.format));
+      this.allocated = this.diskAllocated = h.allocated;
+      this.map = await readGowMap(this.file, 0, this.sizeBlocks, this.format);
+      this.corrupt = gowMapProblem(this.map, this.allocated);
+    }
+    return r;
   }
 
   async info(): Promise<FormatInfo> {

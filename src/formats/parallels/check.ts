@@ -9,6 +9,7 @@
  * corruptions (QEMU 8.2 would assert).
  * @module
  */
+import { pushCheckMessage } from "../../core/check-messages.js";
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import { readExact } from "../../io/helpers.js";
 import type { ParallelsInstance } from "./instance.js";
@@ -32,7 +33,7 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
 
   if (s.unclean) {
     res.corruptions++;
-    res.messages.push(`${tag(fixAll)} image was not closed correctly`);
+    pushCheckMessage(res.messages, `${tag(fixAll)} image was not closed correctly`);
     if (fixAll) {
       res.corruptionsFixed++;
       s.unclean = false; // the flag itself is reset on close
@@ -41,7 +42,7 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
 
   if (!s.dataOffOk) {
     res.corruptions++;
-    res.messages.push(`${tag(fixAll)} data_off field has incorrect value`);
+    pushCheckMessage(res.messages, `${tag(fixAll)} data_off field has incorrect value`);
     if (fixAll) {
       await file.write(PARALLELS_DATA_OFF_OFFSET, u32le(s.correctDataOff));
       s.header = { ...s.header, dataOff: s.correctDataOff };
@@ -57,7 +58,7 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
     const off = batOffset(s, i);
     const why = off < s.dataStart ? "points into the header or catalog" : "is outside image";
     res.corruptions++;
-    res.messages.push(`${tag(fixAll)} cluster ${i} ${why}`);
+    pushCheckMessage(res.messages, `${tag(fixAll)} cluster ${i} ${why}`);
     if (fixAll) {
       await file.write(PARALLELS_HEADER_SIZE + i * 4, u32le(0));
       s.bat[i] = 0;
@@ -70,7 +71,7 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
   if (fileSize > imageEnd) {
     const count = Math.ceil((fileSize - imageEnd) / cs);
     res.leaks += count;
-    res.messages.push(`${tag(!!repair)} space leaked at the end of the image ${fileSize - imageEnd}`);
+    pushCheckMessage(res.messages, `${tag(!!repair)} space leaked at the end of the image ${fileSize - imageEnd}`);
     if (repair) {
       await file.truncate(imageEnd);
       fileSize = imageEnd;
@@ -79,18 +80,20 @@ export async function checkParallels(inst: ParallelsInstance, repair?: RepairMod
     }
   }
 
-  const seenOutside = new Set(usage.outside);
+  // A flag per BAT entry, not a Set: the BAT can hold millions of entries.
+  const seenOutside = new Uint8Array(s.bat.length);
+  for (const i of usage.outside) seenOutside[i] = 1;
   for (const i of usage.duplicates) {
-    if (seenOutside.has(i)) continue;
+    if (seenOutside[i]) continue;
     res.corruptions++;
-    res.messages.push(`${tag(fixAll)} duplicate offset in BAT entry ${i}`);
+    pushCheckMessage(res.messages, `${tag(fixAll)} duplicate offset in BAT entry ${i}`);
     if (!fixAll) continue;
     // Give the entry its own copy of the shared cluster, appended at the end.
     const host = Math.max(imageEnd, Math.ceil((fileSize - s.dataStart) / cs) * cs + s.dataStart);
     const entry = host / (s.offMultiplier * 512);
     if (!Number.isInteger(entry) || entry > 0xffffffff) {
       res.checkErrors++;
-      res.messages.push(`ERROR cannot place a copy of cluster ${i} at offset ${host}`);
+      pushCheckMessage(res.messages, `ERROR cannot place a copy of cluster ${i} at offset ${host}`);
       continue;
     }
     await copyCluster(file, batOffset(s, i), host, cs);

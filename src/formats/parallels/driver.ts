@@ -7,6 +7,7 @@ import { createParallels } from "./create.js";
 import { ParallelsInstance } from "./instance.js";
 import { PARALLELS_HEADER_SIZE, PARALLELS_MAGIC_V1, PARALLELS_MAGIC_V2, PARALLELS_VERSION } from "./layout.js";
 import { readParallels } from "./state.js";
+import { measureParallels } from "./measure.js";
 
 function probeParallels(input: ProbeInput): number {
   const h = input.head;
@@ -48,4 +49,5 @@ export const parallelsDriver: FormatDriver = {
   probe: probeParallels,
   open: openParallels,
   create: createParallels,
+  measure: measureParallels,
 };

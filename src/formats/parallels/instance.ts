@@ -211,9 +211,14 @@ export class ParallelsInstance implements FormatInstance {
       await writeZeros(s.file, host + inCluster + len, Math.min(hostEnd, fileSize) - (host + inCluster + len));
     }
     if (fileSize < hostEnd) await s.file.truncate(hostEnd);
+    // A reused cluster still holds a discarded cluster's bytes: its new data must be on disk
+    // before the catalog entry, or a volatile cache could keep the entry alone and expose
+    // them. (Appended clusters read zeros without their data; reuse follows only discards.)
+    const reused = host < fileSize;
     return {
       mapping: { kind: "data", length: len, file: s.file, fileOffset: host + inCluster },
       commit: async () => {
+        if (reused) await s.file.flush();
         const entries = new Uint8Array(count * 4);
         const dv = new DataView(entries.buffer);
         for (let i = 0; i < count; i++) dv.setUint32(i * 4, (host + i * cs) / unit, true);

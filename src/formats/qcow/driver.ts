@@ -20,6 +20,7 @@ import { QCOW_CREATE_OPTIONS, createQcow } from "./create.js";
 import { readQcowLayout, type QcowLayout } from "./header.js";
 import { QCOW_HEADER, QCOW_HEADER_SIZE, QCOW_MAGIC, QCOW_VERSION } from "./layout.js";
 import { QcowTables } from "./tables.js";
+import { measureQcow } from "./measure.js";
 
 class QcowInstance implements FormatInstance {
   readonly format = "qcow";
@@ -93,6 +94,7 @@ const VERSION_AT = QCOW_HEADER.offsetOf("version");
 export const qcowDriver: FormatDriver = {
   name: "qcow",
   createOptions: QCOW_CREATE_OPTIONS,
+  measure: measureQcow,
   supportsBacking: true,
   probe(input: ProbeInput): number {
     const h = input.head;

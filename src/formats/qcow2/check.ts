@@ -9,6 +9,7 @@
  * so a crash during repair leaves the old, still valid structure in place.
  * @module
  */
+import { pushCheckMessage, pushCheckMessages } from "../../core/check-messages.js";
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import { LimitExceededError, formatBytes, isImageError } from "../../errors.js";
 import { readZeroPadded } from "../../io/helpers.js";
@@ -42,6 +43,21 @@ interface Tally {
   expected: Uint32Array;
   nbClusters: number;
   rebuild: boolean;
+  /** Some structure or data cluster lies past the end of the file (a crash lost its write). */
+  pastEof: boolean;
+  fileSize: number;
+  /** Where the file should end at least: a cluster that starts inside the file ends past it. */
+  shortEnd: number;
+  shortCount: number;
+}
+
+/** Notes a cluster-sized structure that starts inside the file but ends past it (too short a file). */
+function checkShort(t: Tally, offset: number, bytes: number, what: string): void {
+  if (offset >= t.fileSize || offset + bytes <= t.fileSize) return;
+  t.res.corruptions++;
+  pushCheckMessage(t.res.messages, `ERROR ${what} at ${hex(offset)} ends past the end of the file (${t.fileSize} bytes): the file is too short`);
+  t.shortEnd = Math.max(t.shortEnd, offset + bytes);
+  t.shortCount++;
 }
 
 function newResult(): CheckResult {
@@ -56,7 +72,8 @@ function inc(t: Tally, cs: number, offset: number, size: number, what: string): 
   for (let c = first; c <= last; c++) {
     if (c >= t.nbClusters) {
       t.res.corruptions++;
-      t.res.messages.push(`ERROR ${what} at ${hex(c * cs)} is beyond the end of the file`);
+      pushCheckMessage(t.res.messages, `ERROR ${what} at ${hex(c * cs)} is beyond the end of the file`);
+      t.pastEof = true;
       continue;
     }
     t.expected[c]++;
@@ -64,16 +81,18 @@ function inc(t: Tally, cs: number, offset: number, size: number, what: string): 
 }
 
 async function readTable(inst: Qcow2Instance, t: Tally, offset: number, bytes: number, what: string): Promise<Uint8Array | undefined> {
+  checkShort(t, offset, bytes, what);
   if (offset + bytes > t.nbClusters * inst.clusterSize) {
     t.res.corruptions++;
-    t.res.messages.push(`ERROR ${what} at ${hex(offset)} extends past the end of the file`);
+    pushCheckMessage(t.res.messages, `ERROR ${what} at ${hex(offset)} extends past the end of the file`);
+    t.pastEof = true;
     return undefined;
   }
   try {
     return await readZeroPadded(inst.file, offset, bytes);
   } catch (e) {
     t.res.checkErrors++;
-    t.res.messages.push(`ERROR reading ${what} at ${hex(offset)}: ${(e as Error).message}`);
+    pushCheckMessage(t.res.messages, `ERROR reading ${what} at ${hex(offset)}: ${(e as Error).message}`);
     return undefined;
   }
 }
@@ -93,7 +112,7 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
     if (hi & QCOW2_OFLAG_COMPRESSED_HI) {
       if (hi & QCOW2_OFLAG_COPIED_HI) {
         res.corruptions++;
-        res.messages.push(`ERROR: L2 entry ${i} of the table at ${hex(l2off)}: copied flag must never be set for compressed clusters`);
+        pushCheckMessage(res.messages, `ERROR: L2 entry ${i} of the table at ${hex(l2off)}: copied flag must never be set for compressed clusters`);
       }
       const d = qcow2DecodeCompressed(hi & ~QCOW2_OFLAG_COPIED_HI, lo, inst.clusterBits);
       const start = d.hostOffset - (d.hostOffset % QCOW2_COMPRESSED_SECTOR);
@@ -114,11 +133,11 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
       const bmLo = dv.getUint32(i * eb + 12);
       if ((bmHi & bmLo) !== 0) {
         res.corruptions++;
-        res.messages.push(`ERROR: L2 entry ${i} of the table at ${hex(l2off)}: invalid subcluster bitmap ${hex(bmHi * TWO32 + bmLo)}`);
+        pushCheckMessage(res.messages, `ERROR: L2 entry ${i} of the table at ${hex(l2off)}: invalid subcluster bitmap ${hex(bmHi * TWO32 + bmLo)}`);
       }
     } else if ((lo & QCOW2_OFLAG_ZERO_LO) && inst.header.version < 3) {
       res.corruptions++;
-      res.messages.push(`ERROR: L2 entry ${i} of the table at ${hex(l2off)}: zero flag in a version 2 image`);
+      pushCheckMessage(res.messages, `ERROR: L2 entry ${i} of the table at ${hex(l2off)}: zero flag in a version 2 image`);
     }
     if (frag) {
       res.allocatedClusters = (res.allocatedClusters ?? 0) + 1;
@@ -126,10 +145,13 @@ async function checkL2(inst: Qcow2Instance, t: Tally, l2off: number, frag: boole
       nextContiguous = off + cs;
     }
     // Clusters of an external data file are not refcounted.
-    if (!external) inc(t, cs, off, cs, "data cluster");
+    if (!external) {
+      inc(t, cs, off, cs, "data cluster");
+      checkShort(t, off, cs, "data cluster");
+    }
     if (off % cs !== 0) {
       res.corruptions++;
-      res.messages.push(`ERROR offset=${hex(off)}: Cluster is not properly aligned; L2 entry corrupted.`);
+      pushCheckMessage(res.messages, `ERROR offset=${hex(off)}: Cluster is not properly aligned; L2 entry corrupted.`);
     }
   }
 }
@@ -148,12 +170,12 @@ async function checkL1(inst: Qcow2Instance, t: Tally, l1off: number, l1Size: num
     if (off === 0) continue;
     if ((hi & QCOW2_L1_RESERVED_HI) || (lo & QCOW2_L1_RESERVED_LO)) {
       t.res.corruptions++;
-      t.res.messages.push(`ERROR L1 entry ${i} at ${hex(l1off + i * 8)} has reserved bits set`);
+      pushCheckMessage(t.res.messages, `ERROR L1 entry ${i} at ${hex(l1off + i * 8)} has reserved bits set`);
     }
     inc(t, cs, off, cs, "L2 table");
     if (off % cs !== 0) {
       t.res.corruptions++;
-      t.res.messages.push(`ERROR l2_offset=${hex(off)}: Table is not cluster aligned; L1 entry corrupted`);
+      pushCheckMessage(t.res.messages, `ERROR l2_offset=${hex(off)}: Table is not cluster aligned; L1 entry corrupted`);
       continue;
     }
     await checkL2(inst, t, off, frag);
@@ -187,7 +209,9 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
   if (nbClusters > MAX_TRACKED_CLUSTERS) {
     throw new LimitExceededError(`Cannot check qcow2 image: ${formatBytes(fileSize)} file has more than ${MAX_TRACKED_CLUSTERS} clusters`, { format: "qcow2" });
   }
-  const t: Tally = { res, expected: new Uint32Array(nbClusters), nbClusters, rebuild: false };
+  const t: Tally = {
+    res, expected: new Uint32Array(nbClusters), nbClusters, rebuild: false, pastEof: false, fileSize, shortEnd: 0, shortCount: 0,
+  };
   res.totalClusters = Math.ceil(inst.size / cs);
   res.allocatedClusters = 0;
   res.fragmentedClusters = 0;
@@ -206,7 +230,7 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
       off = rc.blockOffset(i);
     } catch (e) {
       res.corruptions++;
-      res.messages.push(`ERROR refcount block ${i}: ${(e as Error).message}`);
+      pushCheckMessage(res.messages, `ERROR refcount block ${i}: ${(e as Error).message}`);
       t.rebuild = true;
       continue;
     }
@@ -214,14 +238,15 @@ async function calculate(inst: Qcow2Instance, res: CheckResult, refcountStructur
     const c = off / cs;
     if (c >= nbClusters) {
       res.corruptions++;
-      res.messages.push(`ERROR refcount block ${i} is outside image`);
+      pushCheckMessage(res.messages, `ERROR refcount block ${i} is outside image`);
       t.rebuild = true;
       continue;
     }
+    checkShort(t, off, cs, `refcount block ${i}`);
     t.expected[c]++;
     if (t.expected[c] !== 1) {
       res.corruptions++;
-      res.messages.push(`ERROR refcount block ${i} refcount=${t.expected[c]}`);
+      pushCheckMessage(res.messages, `ERROR refcount block ${i} refcount=${t.expected[c]}`);
       t.rebuild = true;
     }
   }
@@ -252,14 +277,15 @@ async function storedRefcounts(inst: Qcow2Instance, n: number): Promise<Uint32Ar
 
 interface Comparison {
   highest: number;
-  leaked: number[];
+  /** Clusters whose stored refcount exceeds the references (counted; found again on repair). */
+  leaked: number;
   anyError: boolean;
 }
 
 function compare(t: Tally, stored: Uint32Array): Comparison {
   const res = t.res;
   let highest = 0;
-  const leaked: number[] = [];
+  let leaked = 0;
   let anyError = false;
   for (let i = 0; i < t.nbClusters; i++) {
     const r1 = stored[i];
@@ -268,13 +294,13 @@ function compare(t: Tally, stored: Uint32Array): Comparison {
     if (r1 === r2) continue;
     if (r1 < r2) {
       res.corruptions++;
-      res.messages.push(`ERROR cluster ${i} refcount=${r1} reference=${r2}`);
+      pushCheckMessage(res.messages, `ERROR cluster ${i} refcount=${r1} reference=${r2}`);
       anyError = true;
       if (r1 === 0) t.rebuild = true;
     } else {
       res.leaks++;
-      leaked.push(i);
-      res.messages.push(`Leaked cluster ${i} refcount=${r1} reference=${r2}`);
+      leaked++;
+      pushCheckMessage(res.messages, `Leaked cluster ${i} refcount=${r1} reference=${r2}`);
     }
   }
   return { highest, leaked, anyError };
@@ -297,7 +323,7 @@ async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Uint32
     const copied = (hi & QCOW2_OFLAG_COPIED_HI) !== 0;
     const rc = rcOf(l2off);
     if ((rc === 1) !== copied) {
-      res.messages.push(`${fix ? "Repairing" : "ERROR"} OFLAG_COPIED L2 cluster: l1_index=${i} refcount=${rc}`);
+      pushCheckMessage(res.messages, `${fix ? "Repairing" : "ERROR"} OFLAG_COPIED L2 cluster: l1_index=${i} refcount=${rc}`);
       if (fix) {
         l1v.setUint32(i * 8, ((rc === 1 ? QCOW2_OFLAG_COPIED_HI : 0) | qcow2OffsetHi(l2off)) >>> 0);
         l1v.setUint32(i * 8 + 4, qcow2OffsetLo(l2off));
@@ -320,7 +346,7 @@ async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Uint32
       if (off === 0 || off % cs !== 0) continue;
       const r = rcOf(off);
       if ((r === 1) !== ((ehi & QCOW2_OFLAG_COPIED_HI) !== 0)) {
-        res.messages.push(`${fix ? "Repairing" : "ERROR"} OFLAG_COPIED data cluster: l2_entry=${hex(ehi * TWO32 + elo)} refcount=${r}`);
+        pushCheckMessage(res.messages, `${fix ? "Repairing" : "ERROR"} OFLAG_COPIED data cluster: l2_entry=${hex(ehi * TWO32 + elo)} refcount=${r}`);
         if (fix) {
           dv.setUint32(p, r === 1 ? (ehi | QCOW2_OFLAG_COPIED_HI) >>> 0 : (ehi & ~QCOW2_OFLAG_COPIED_HI) >>> 0);
           dirty = true;
@@ -332,6 +358,56 @@ async function checkCopied(inst: Qcow2Instance, res: CheckResult, stored: Uint32
     }
     if (dirty) await inst.file.write(l2off, table);
   }
+}
+
+/**
+ * Clears the active L1 entries whose L2 table and the L2 entries whose data cluster lie past
+ * the end of the file. A volatile disk cache can keep such an entry and lose the write that
+ * would have extended the file; that write was never flushed, so the guest range it mapped
+ * goes back to unallocated. The refcounts are rebuilt afterwards.
+ */
+async function dropPastEof(inst: Qcow2Instance, res: CheckResult): Promise<void> {
+  const cs = inst.clusterSize;
+  const map = inst.map;
+  if (map.l1TableOffset !== inst.header.l1TableOffset) return;
+  const nbClusters = Math.ceil((await inst.file.size()) / cs);
+  const past = (offset: number, bytes: number) => Math.floor((offset + Math.max(bytes, 1) - 1) / cs) >= nbClusters;
+  const l1v = new DataView(map.l1.buffer, map.l1.byteOffset, map.l1.byteLength);
+  for (let i = 0; i < map.l1Size; i++) {
+    const hi = l1v.getUint32(i * 8);
+    const l2off = qcow2EntryOffset(hi, l1v.getUint32(i * 8 + 4));
+    if (l2off === 0 || l2off % cs !== 0) continue;
+    if (past(l2off, cs)) {
+      pushCheckMessage(res.messages, `Repairing L1 entry ${i}: its L2 table at ${hex(l2off)} is past the end of the file`);
+      await map.clearL1Entry(i);
+      continue;
+    }
+    if (inst.dataFile) continue;
+    const table = await readZeroPadded(inst.file, l2off, cs);
+    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    let dirty = false;
+    for (let j = 0; j < map.l2Entries; j++) {
+      const p = j * map.entryBytes;
+      const ehi = dv.getUint32(p);
+      const elo = dv.getUint32(p + 4);
+      let gone: boolean;
+      if (ehi & QCOW2_OFLAG_COMPRESSED_HI) {
+        const d = qcow2DecodeCompressed(ehi & ~QCOW2_OFLAG_COPIED_HI, elo, inst.clusterBits);
+        const start = d.hostOffset - (d.hostOffset % QCOW2_COMPRESSED_SECTOR);
+        gone = past(start, d.hostLength + (d.hostOffset - start));
+      } else {
+        const off = qcow2EntryOffset(ehi, elo);
+        gone = off !== 0 && off % cs === 0 && past(off, cs);
+      }
+      if (!gone) continue;
+      pushCheckMessage(res.messages, `Repairing L2 entry ${j} of the table at ${hex(l2off)}: its data is past the end of the file`);
+      table.fill(0, p, p + map.entryBytes);
+      dirty = true;
+    }
+    if (dirty) await inst.file.write(l2off, table);
+  }
+  map.l2Cache.clear();
+  await inst.file.flush();
 }
 
 /**
@@ -421,10 +497,22 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
       await checkCopied(inst, res, first.stored, false);
       return res;
     }
+    // A file that ends inside a cluster in use is extended with zeros (what the cluster's
+    // unwritten tail reads as anyway), then checked again.
+    if (repair === "all" && first.t.shortEnd > 0) {
+      const from = first.t.fileSize;
+      await inst.file.truncate(first.t.shortEnd);
+      await inst.file.flush();
+      const again = await checkQcow2(inst, repair);
+      again.corruptionsFixed += first.t.shortCount;
+      again.messages = [`Repairing the file is too short: extended from ${from} to ${first.t.shortEnd} bytes`, ...again.messages];
+      return again;
+    }
     // Leaks alone are lowered in place; anything else gets a fresh refcount structure.
-    const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError);
+    const needRebuild = repair === "all" && (first.t.rebuild || first.cmp.anyError || first.t.pastEof);
     if (needRebuild) {
       const before = { corruptions: res.corruptions, leaks: res.leaks };
+      if (first.t.pastEof) await dropPastEof(inst, res);
       const clean = await calculate(inst, newResult(), false);
       const start = Math.max(first.t.nbClusters, first.cmp.highest + 1);
       await rebuild(inst, clean.expected, start);
@@ -435,12 +523,16 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
       await runCheck(inst, final).then((r) => checkCopied(inst, final, r.stored, false));
       final.corruptionsFixed = before.corruptions - final.corruptions + after.corruptionsFixed;
       final.leaksFixed = Math.max(0, before.leaks - final.leaks);
-      final.messages = [...res.messages, ...after.messages, ...final.messages];
+      const messages = [...res.messages];
+      pushCheckMessages(messages, after.messages);
+      pushCheckMessages(messages, final.messages);
+      final.messages = messages;
       await finishRepair(inst, final);
       return final;
     }
-    if (first.cmp.leaked.length > 0) {
-      for (const c of first.cmp.leaked) {
+    if (first.cmp.leaked > 0) {
+      for (let c = 0; c < first.t.nbClusters; c++) {
+        if (first.stored[c] <= first.t.expected[c]) continue;
         const delta = first.t.expected[c] - first.stored[c];
         await inst.refcounts.adjust(c, 1, delta);
         res.leaksFixed++;
@@ -455,7 +547,7 @@ export async function checkQcow2(inst: Qcow2Instance, repair?: RepairMode): Prom
   } catch (e) {
     if (isImageError(e) && e.code === "ERR_LIMIT_EXCEEDED") throw e;
     res.checkErrors++;
-    res.messages.push(`ERROR: ${(e as Error).message}`);
+    pushCheckMessage(res.messages, `ERROR: ${(e as Error).message}`);
     return res;
   }
 }

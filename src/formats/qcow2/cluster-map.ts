@@ -101,7 +101,8 @@ export class Qcow2ClusterMap {
     if ((hi & QCOW2_L1_RESERVED_HI) !== 0 || (lo & QCOW2_L1_RESERVED_LO) !== 0) {
       throw qcow2CorruptIo("read", `L1 entry ${i} has reserved bits set (L2 offset ${hex(off)})`, "L1 table", this.l1TableOffset + i * 8);
     }
-    if (off !== 0 && (off % this.clusterSize !== 0 || off < this.clusterSize)) {
+    const cs = this.clusterSize;
+    if (off !== 0 && (off % cs !== 0 || off < cs || !Number.isSafeInteger(off + cs))) {
       throw qcow2CorruptIo("read", `L2 table offset ${hex(off)} in L1 entry ${i} is not a valid cluster`, "L1 table", this.l1TableOffset + i * 8);
     }
     return off;
@@ -204,8 +205,10 @@ export class Qcow2ClusterMap {
     this.l2Cache.insert(off, table);
     const held = this.hold(off, table);
     try {
-      // The table's refcount (in a cached block) reaches the file before the L1 entry does.
+      // The table and its refcount (in a cached block) are on stable storage before the L1
+      // entry is written: a volatile disk cache could otherwise keep the entry and lose either.
       await refcounts.writeBack();
+      await this.file.flush();
       await this.writeL1Entry(i, off);
       if (old !== 0) await refcounts.adjust(old / this.clusterSize, 1, -1);
     } catch (e) {

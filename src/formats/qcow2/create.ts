@@ -88,7 +88,7 @@ export function qcow2CreateParams(options: CreateContext["options"]): Qcow2Creat
 }
 
 /** The feature name table qemu writes into version 3 headers (names are part of the spec). */
-function featureTable(): Uint8Array {
+export function qcow2FeatureTable(): Uint8Array {
   const names: Array<[number, number, string]> = [
     [0, 0, "dirty bit"],
     [0, 1, "corrupt bit"],
@@ -152,7 +152,7 @@ export async function createQcow2(ctx: CreateContext, p: Qcow2CreateParams): Pro
       await df.close();
     }
   }
-  if (p.version === 3) extensions.push({ type: QCOW2_EXT_FEATURE_TABLE, data: featureTable() });
+  if (p.version === 3) extensions.push({ type: QCOW2_EXT_FEATURE_TABLE, data: qcow2FeatureTable() });
 
   let incompat = 0n;
   if (p.compressionType !== QCOW2_COMPRESSION_ZLIB) incompat |= QCOW2_INCOMPAT_COMPRESSION;

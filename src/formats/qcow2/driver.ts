@@ -11,6 +11,7 @@ import { checkQcow2 } from "./check.js";
 import { Qcow2ClusterMap } from "./cluster-map.js";
 import { QCOW2_CREATE_OPTIONS, createQcow2, qcow2CreateParams } from "./create.js";
 import { qcow2Corrupt, qcow2Unsupported } from "./errors.js";
+import { QCOW2_MEASURE_OPTIONS, measureQcow2 } from "./measure.js";
 import { QCOW2_HDR_OFFSET, qcow2U64Bytes, readQcow2Header, type Qcow2Header } from "./header.js";
 import { Qcow2Instance } from "./instance.js";
 import {
@@ -25,6 +26,7 @@ import {
   qcow2OffsetLo,
 } from "./layout.js";
 import { Qcow2Refcounts } from "./refcounts.js";
+import { qcow2SequentialWriter } from "./sequential-writer.js";
 import { readQcow2Snapshots, type Qcow2Snapshot } from "./snapshots.js";
 import { QCOW2_AMEND_OPTIONS } from "./amend.js";
 
@@ -214,6 +216,9 @@ export const qcow2Driver: FormatDriver = {
   createOptions: QCOW2_CREATE_OPTIONS,
   amendOptions: QCOW2_AMEND_OPTIONS,
   supportsBacking: true,
+  sequentialWriter: qcow2SequentialWriter,
+  measure: measureQcow2,
+  measureOptions: QCOW2_MEASURE_OPTIONS,
   probe(input: ProbeInput): number {
     const h = input.head;
     if (h.length < 8) return 0;

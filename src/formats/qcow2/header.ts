@@ -277,8 +277,18 @@ export async function readQcow2Header(file: IoBackend, fileSize: number): Promis
   // Backing file name
   let backingFile: string | undefined;
   if (backingFileOffset !== 0) {
+    // The name must lie in the header cluster, as qemu requires (same wording as qemu-img).
+    if (backingFileOffset > clusterSize) {
+      const why = `${backingFileOffset}, past the header cluster of ${clusterSize} bytes`;
+      throw qcow2Corrupt(`Invalid backing file offset (${why})`, "header", 8);
+    }
     if (h.backingFileSize > QCOW2_MAX_BACKING_NAME) {
-      throw qcow2Corrupt(`backing file name of ${h.backingFileSize} bytes exceeds 1023`, "header", 16);
+      throw qcow2Corrupt(`Backing file name too long (${h.backingFileSize} bytes, the limit is 1023)`, "header", 16);
+    }
+    if (backingFileOffset + h.backingFileSize > clusterSize) {
+      const end = backingFileOffset + h.backingFileSize;
+      const why = `it ends at ${end}, past the header cluster of ${clusterSize} bytes`;
+      throw qcow2Corrupt(`Backing file name too long (${why})`, "header", 16);
     }
     if (backingFileOffset + h.backingFileSize > fileSize) {
       throw qcow2Corrupt(`backing file name at ${backingFileOffset} ends past the end of the file`, "header", 8);

@@ -390,6 +390,12 @@ export class Qcow2Instance implements FormatInstance {
       for (let k = 0; k < n; k++) old.push(map.entry(l2.table, l2i0 + k));
       // With an external data file a guest cluster lives at its own offset there.
       const host = this.dataFile ? ci0 * cs : await this.allocator.clusters(n);
+      // The engine writes only up to the disk's end (the last cluster of a disk whose size is
+      // not a cluster multiple) or only the requested subclusters (extended L2), but the file
+      // must hold the whole cluster (as qemu writes it; other readers reject a file that ends
+      // inside a cluster).
+      const partial = (ci0 + n) * cs > this.size || (this.extendedL2 && (inCl !== 0 || end < (ci0 + n) * cs));
+      if (!this.dataFile && partial && (await this.file.size()) < host + n * cs) await this.file.truncate(host + n * cs);
       if (this.extendedL2) {
         // The engine writes only the requested subclusters: bring the rest of a partly written
         // shared or compressed cluster over first.
@@ -851,6 +857,8 @@ export class Qcow2Instance implements FormatInstance {
       dirty: (h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) !== 0n,
       formatSpecific: { type: "qcow2", data },
     };
+    // Version 3 can keep persistent bitmaps (version 2 has no extensions for them).
+    if (h.version >= 3) info.persistentBitmaps = this.bitmaps.map((b) => ({ name: b.name, granularity: 2 ** b.granularityBits }));
     if (this.snapshots.length > 0) {
       info.snapshots = this.snapshots.map((s) => ({
         id: s.id,

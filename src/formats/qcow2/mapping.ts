@@ -52,8 +52,11 @@ export class Qcow2Mapper {
   constructor(private readonly o: Qcow2MapperOptions) {}
 
   /** A compressed cluster as a `special` mapping. */
-  special(e: Qcow2L2Entry, guestStart: number, inCl: number, max: number): SpecialMapping {
+  special(e: Qcow2L2Entry, guestStart: number, inCl: number, max: number, l2off: number, l2i: number): SpecialMapping {
     const d = qcow2DecodeCompressed(e.hi, e.lo, this.o.map.clusterBits);
+    if (!Number.isSafeInteger(d.hostOffset + d.hostLength)) {
+      throw this.corruptEntry(l2off, l2i, `points at compressed data at ${hex(d.hostOffset)}, past 2^53`);
+    }
     const token: Qcow2CompressedToken = { hostOffset: d.hostOffset, hostLength: d.hostLength, guestStart };
     return { kind: "special", what: "compressed", length: Math.min(max, this.o.map.clusterSize - inCl), fileOffset: d.hostOffset, token };
   }
@@ -67,7 +70,7 @@ export class Qcow2Mapper {
   standard(table: Uint8Array, l2i: number, inCl: number, max: number, offset: number, l2off: number): Mapping {
     const cs = this.o.map.clusterSize;
     const e = this.o.map.entry(table, l2i);
-    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max);
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max, l2off, l2i);
     if ((e.hi & QCOW2_L2_RESERVED_HI) !== 0 || (e.lo & QCOW2_L2_RESERVED_LO) !== 0) {
       throw this.corruptEntry(l2off, l2i, "has reserved bits set");
     }
@@ -81,6 +84,7 @@ export class Qcow2Mapper {
     }
     if (off === 0 && !(this.o.dataFile && e.hi & QCOW2_OFLAG_COPIED_HI)) return { kind: "backing", length: len };
     if (off % cs !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
+    if (!Number.isSafeInteger(off + cs)) throw this.corruptEntry(l2off, l2i, `points at ${hex(off)}, past 2^53`);
     return this.data(e, off, inCl, len);
   }
 
@@ -90,7 +94,7 @@ export class Qcow2Mapper {
     const sc = this.o.subclusterSize;
     const map = this.o.map;
     const e = map.entry(table, l2i);
-    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max);
+    if (e.hi & QCOW2_OFLAG_COMPRESSED_HI) return this.special(e, offset - inCl, inCl, max, l2off, l2i);
     this.validateExtended(e, l2off, l2i);
     const off = qcow2EntryOffset(e.hi, e.lo);
     const kindOf = (j: number): number => ((e.bmLo >>> j) & 1 ? 0 : (e.bmHi >>> j) & 1 ? 1 : 2); // 0 data, 1 zero, 2 backing
@@ -138,5 +142,8 @@ export class Qcow2Mapper {
     const off = qcow2EntryOffset(e.hi, e.lo);
     if (off === 0 && e.bmLo !== 0 && !(this.o.dataFile && e.hi & QCOW2_OFLAG_COPIED_HI)) throw this.corruptEntry(l2off, l2i, "has allocated subclusters but no host cluster");
     if (off % this.o.map.clusterSize !== 0) throw this.corruptEntry(l2off, l2i, `points at unaligned offset ${hex(off)}`);
+    if (!Number.isSafeInteger(off + this.o.map.clusterSize)) {
+      throw this.corruptEntry(l2off, l2i, `points at ${hex(off)}, past 2^53`);
+    }
   }
 }

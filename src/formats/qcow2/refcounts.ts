@@ -158,6 +158,10 @@ export class Qcow2Refcounts {
     if (off % this.clusterSize !== 0) {
       throw qcow2CorruptIo("use", `refcount block offset ${hex(off)} is not cluster aligned`, "refcount table", this.location.offset + i * 8);
     }
+    if (!Number.isSafeInteger(off + this.clusterSize)) {
+      const at = this.location.offset + i * 8;
+      throw qcow2CorruptIo("use", `refcount block offset ${hex(off)} is past 2^53`, "refcount table", at);
+    }
     return off;
   }
 

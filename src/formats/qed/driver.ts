@@ -37,6 +37,7 @@ import {
   type QedHeader,
 } from "./layout.js";
 import { QedTables } from "./tables.js";
+import { measureQed } from "./measure.js";
 
 class QedInstance implements FormatInstance {
   readonly format = "qed";
@@ -203,6 +204,7 @@ const MAGIC_AT = QED_HEADER.offsetOf("magic");
 export const qedDriver: FormatDriver = {
   name: "qed",
   createOptions: QED_CREATE_OPTIONS,
+  measure: measureQed,
   supportsBacking: true,
   probe(input: ProbeInput): number {
     const h = input.head;

@@ -4,7 +4,9 @@
  */
 import type { CreateContext, FormatDriver, FormatInfo, FormatInstance, OpenContext } from "../../core/format.js";
 import type { Allocation, Mapping } from "../../core/mapping.js";
+import { roundUp, type MeasureInput, type MeasureResult } from "../../core/measure.js";
 import type { IoBackend } from "../../io/backend.js";
+import { rawSequentialWriter } from "./sequential-writer.js";
 
 class RawInstance implements FormatInstance {
   readonly format = "raw";
@@ -45,9 +47,23 @@ class RawInstance implements FormatInstance {
     return {};
   }
 
+  /** Flushes and closes the file: the device owns it (an NBD connection would otherwise stay open). */
   async close(): Promise<void> {
-    if (this.file.capabilities.writable) await this.file.flush();
+    try {
+      if (this.file.capabilities.writable) await this.file.flush();
+    } finally {
+      await this.file.close();
+    }
   }
+}
+
+/**
+ * qemu-img measure for raw: the file is as long as the disk (rounded up to whole 512-byte
+ * sectors, as qemu-img sizes disks), whatever the source holds: unallocated sectors count too.
+ */
+function measureRaw(input: MeasureInput): MeasureResult {
+  const bytes = roundUp(input.size, 512);
+  return { required: bytes, fullyAllocated: bytes };
 }
 
 /** The raw format driver. Probes with the lowest score so any other format wins. */
@@ -57,7 +73,11 @@ export const rawDriver: FormatDriver = {
   createOptions: [
     { name: "preallocation", type: "enum", values: ["off", "falloc", "full"], help: "Preallocation mode", defaultText: "off" },
   ],
+  // qemu-img measure takes any preallocation text for raw (the file protocol's option).
+  measureOptions: [{ name: "preallocation", type: "string", help: "Preallocation mode", defaultText: "off" }],
+  measure: measureRaw,
   probe: () => 1,
+  sequentialWriter: rawSequentialWriter,
   async open(ctx: OpenContext): Promise<FormatInstance> {
     return new RawInstance(ctx.file, await ctx.file.size());
   },

@@ -7,6 +7,7 @@ import { createVdi } from "./create.js";
 import { readVdi } from "./header.js";
 import { VdiInstance } from "./instance.js";
 import { VDI_HEADER_SIZE, VDI_SIGNATURE } from "./layout.js";
+import { measureVdi } from "./measure.js";
 
 function probeVdi(input: ProbeInput): number {
   const h = input.head;
@@ -30,4 +31,5 @@ export const vdiDriver: FormatDriver = {
   probe: probeVdi,
   open: openVdi,
   create: createVdi,
+  measure: measureVdi,
 };

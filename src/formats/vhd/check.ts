@@ -5,6 +5,7 @@
  * (`all`) and truncates an unused tail (`leaks`).
  * @module
  */
+import { pushCheckMessage } from "../../core/check-messages.js";
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import { readZeroPadded } from "../../io/helpers.js";
 import type { VhdState } from "./instance.js";
@@ -31,7 +32,7 @@ export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<Ch
   if (!dyn || !bm) {
     if (fileSize < state.size + VHD_FOOTER_SIZE) {
       res.corruptions++;
-      res.messages.push(`ERROR the file (${fileSize} bytes) is shorter than the disk plus its footer (${state.size + VHD_FOOTER_SIZE})`);
+      pushCheckMessage(res.messages, `ERROR the file (${fileSize} bytes) is shorter than the disk plus its footer (${state.size + VHD_FOOTER_SIZE})`);
     }
     res.imageEndOffset = fileSize;
     return res;
@@ -46,26 +47,38 @@ export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<Ch
   const tailOk = equal(tail, footerBytes);
   if (!headOk) {
     res.corruptions++;
-    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} the footer copy at offset 0 differs from the footer`);
+    pushCheckMessage(res.messages, `${fixAll ? "Repairing" : "ERROR"} the footer copy at offset 0 differs from the footer`);
   }
   // The dynamic header's checksum.
   const rawHeader = await readZeroPadded(file, dyn.headerOffset, 1024);
   const headerOk = vhdChecksum(rawHeader, VHD_DYNAMIC_CHECKSUM_OFFSET) === dyn.header.checksum;
   if (!headerOk) {
     res.corruptions++;
-    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} the dynamic header checksum is incorrect`);
+    pushCheckMessage(res.messages, `${fixAll ? "Repairing" : "ERROR"} the dynamic header checksum is incorrect`);
   }
 
   // Blocks must not overlap one another.
   const span = bm.bitmapSize + bm.blockSize;
-  const allocated: Array<[number, number]> = [];
-  for (let i = 0; i < bm.bat.length; i++) if (bm.bat[i] !== VHD_BAT_UNALLOCATED) allocated.push([bm.bat[i] * 512, i]);
-  allocated.sort((a, b) => a[0] - b[0]);
-  for (let k = 1; k < allocated.length; k++) {
-    if (allocated[k][0] < allocated[k - 1][0] + span) {
+  // Block numbers sorted by file offset, in a typed array: no object per BAT entry.
+  const bat = bm.bat;
+  let count = 0;
+  for (let i = 0; i < bat.length; i++) if (bat[i] !== VHD_BAT_UNALLOCATED) count++;
+  const byOffset = new Uint32Array(count);
+  for (let i = 0, k = 0; i < bat.length; i++) if (bat[i] !== VHD_BAT_UNALLOCATED) byOffset[k++] = i;
+  byOffset.sort((a, b) => bat[a] - bat[b] || a - b);
+  for (let k = 1; k < count; k++) {
+    const cur = byOffset[k];
+    const prev = byOffset[k - 1];
+    if (bat[cur] * 512 < bat[prev] * 512 + span) {
       res.corruptions++;
-      res.messages.push(`ERROR block ${allocated[k][1]} at offset ${allocated[k][0]} overlaps block ${allocated[k - 1][1]}`);
+      pushCheckMessage(res.messages, () => `ERROR block ${cur} at offset ${bat[cur] * 512} overlaps block ${prev}`);
     }
+  }
+
+  // BAT entries past the end of the file (read as unallocated since the open).
+  for (const i of dyn.pastEof) {
+    res.corruptions++;
+    pushCheckMessage(res.messages, `${fixAll ? "Repairing" : "ERROR"} block ${i} extends past the end of the file: its BAT entry is cleared`);
   }
 
   // Space after the last block that nothing uses (before the end footer).
@@ -75,17 +88,23 @@ export async function checkVhd(state: VhdState, repair?: RepairMode): Promise<Ch
   const leakedBlocks = Math.floor(unused / span);
   if (!tailOk) {
     res.corruptions++;
-    res.messages.push(`${fixAll ? "Repairing" : "ERROR"} the footer at the end of the file is missing or differs`);
+    pushCheckMessage(res.messages, `${fixAll ? "Repairing" : "ERROR"} the footer at the end of the file is missing or differs`);
   }
   if (leakedBlocks > 0) {
     res.leaks += leakedBlocks;
-    res.messages.push(`${repair ? "Repairing" : "ERROR"} ${unused} bytes after the last block are not used by any block`);
+    pushCheckMessage(res.messages, `${repair ? "Repairing" : "ERROR"} ${unused} bytes after the last block are not used by any block`);
   }
 
   if (repair) {
     if (fixAll && !headerOk) {
       await file.write(dyn.headerOffset, encodeVhdDynamicHeader(dyn.header));
       res.corruptionsFixed++;
+    }
+    if (fixAll && dyn.pastEof.length > 0) {
+      const entry = new Uint8Array(4).fill(0xff);
+      for (const i of dyn.pastEof) await file.write(dyn.batOffset + i * 4, entry);
+      res.corruptionsFixed += dyn.pastEof.length;
+      dyn.pastEof.length = 0;
     }
     if (fixAll && !headOk) {
       await file.write(0, footerBytes);

@@ -41,7 +41,8 @@ function nowVhdSeconds(): number {
   return Math.max(0, Math.floor(Date.now() / 1000) - VHD_EPOCH_UNIX_SECONDS) >>> 0;
 }
 
-interface Plan {
+/** The size and geometry of a new VHD without a parent. */
+export interface VhdSizePlan {
   diskType: number;
   size: number;
   geometry: VhdGeometry;
@@ -50,15 +51,14 @@ interface Plan {
   creatorApp: string;
 }
 
-function planSize(ctx: CreateContext): Plan {
-  const o = ctx.options;
+/** Plans a new VHD of `requestedSize` bytes from its create options (size rounded as qemu does). */
+export function vhdPlanSize(o: CreateContext["options"], requestedSize: number): VhdSizePlan {
   const azure = o.azure === true;
-  let subformat = (o.subformat as string | undefined) ?? (azure ? "fixed" : "dynamic");
+  const subformat = (o.subformat as string | undefined) ?? (azure ? "fixed" : "dynamic");
   if (azure && subformat !== "fixed") {
     throw new ImageError("ERR_INVALID_OPTION", "azure=on makes a fixed VHD; it cannot be combined with subformat=dynamic");
   }
-  if (ctx.backing) subformat = "differencing";
-  let requested = ctx.size;
+  let requested = requestedSize;
   if (azure) requested = Math.ceil(requested / MIB) * MIB;
   const force = azure || o.force_size === true;
   const { geometry, size } = vhdCreateSize(requested, force);
@@ -73,7 +73,8 @@ function planSize(ctx: CreateContext): Plan {
   };
 }
 
-function makeFooter(plan: Plan, dataOffset: number): VhdFooter {
+/** The footer of a disk planned by {@link vhdPlanSize}; `dataOffset` -1 for fixed disks. */
+export function vhdMakeFooter(plan: VhdSizePlan, dataOffset: number): VhdFooter {
   return {
     cookie: VHD_FOOTER_COOKIE,
     features: VHD_FEATURES_RESERVED,
@@ -122,7 +123,7 @@ async function readParent(ctx: CreateContext): Promise<ParentFacts> {
 
 /** Creates a VHD in `ctx.file` (see the driver's create options). */
 export async function createVhd(ctx: CreateContext): Promise<void> {
-  let plan: Plan;
+  let plan: VhdSizePlan;
   let parent: ParentFacts | undefined;
   if (ctx.backing) {
     if (ctx.options.subformat === "fixed" || ctx.options.azure === true) {
@@ -147,7 +148,7 @@ export async function createVhd(ctx: CreateContext): Promise<void> {
       creatorApp: chsSize === parent.size && chsSize !== 65535 * 16 * 255 * 512 ? VHD_CREATOR_APP : VHD_CREATOR_APP_CURRENT_SIZE,
     };
   } else {
-    plan = planSize(ctx);
+    plan = vhdPlanSize(ctx.options, ctx.size);
   }
   if (plan.size / 512 > VHD_MAX_SECTORS) {
     throw new RangeError(`Cannot create vpc image: size of ${plan.size} bytes exceeds the VHD limit of 2040 GiB`);
@@ -164,12 +165,12 @@ export async function createVhd(ctx: CreateContext): Promise<void> {
   const file = ctx.file;
   if (plan.diskType === VhdDiskType.fixed) {
     await file.truncate(plan.size);
-    await file.write(plan.size, encodeVhdFooter(makeFooter(plan, -1)));
+    await file.write(plan.size, encodeVhdFooter(vhdMakeFooter(plan, -1)));
     await file.flush();
     return;
   }
 
-  const footer = encodeVhdFooter(makeFooter(plan, VHD_FOOTER_SIZE));
+  const footer = encodeVhdFooter(vhdMakeFooter(plan, VHD_FOOTER_SIZE));
   const bs = VHD_DEFAULT_BLOCK_SIZE;
   const entries = Math.ceil(plan.size / bs);
   // Parent locator data goes before the BAT, so every block lies after all metadata.

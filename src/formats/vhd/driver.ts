@@ -12,6 +12,8 @@ import { vhdVirtualSize, type VhdSizeCalc } from "./geometry.js";
 import { VhdInstance, type VhdState } from "./instance.js";
 import { VHD_MAX_SECTORS, VhdDiskType, encodeVhdFooter, type VhdDiskTypeName } from "./layout.js";
 import { readVhdParentNames, vhdPathToName } from "./parent.js";
+import { vhdSequentialWriter } from "./sequential-writer.js";
+import { measureVhd } from "./measure.js";
 
 async function openVhd(ctx: OpenContext): Promise<FormatInstance> {
   const file = ctx.file;
@@ -118,6 +120,8 @@ export const vhdDriver: FormatDriver = {
     },
   ],
   probe: probeVhd,
+  sequentialWriter: vhdSequentialWriter,
   open: openVhd,
   create: (ctx: CreateContext) => createVhd(ctx),
+  measure: measureVhd,
 };

@@ -37,6 +37,12 @@ export interface VhdDynamicState {
   readonly freeOffset: number;
   /** Problems that do not prevent opening. */
   readonly problems: string[];
+  /**
+   * Blocks whose BAT entry points (partly) past the end of the file: a volatile disk cache kept
+   * the entry and lost the writes that extend the file. They read as unallocated (the BAT
+   * entry is cleared in memory) and `check -r all` clears them on disk.
+   */
+  readonly pastEof: number[];
 }
 
 function corrupt(message: string, structure: string, fileOffset?: number): CorruptImageError {
@@ -129,24 +135,25 @@ export async function readVhdDynamic(
     }
   }
   const blockSpan = bitmapSize + bs;
+  const pastEof: number[] = [];
   for (let i = 0; i < mte; i++) {
     const e = bat[i];
     if (e === VHD_BAT_UNALLOCATED) continue;
     const start = e * 512;
     const end = start + blockSpan;
     if (end > fileSize) {
-      throw corrupt(
-        `block ${i} at offset ${start} extends past the end of the file (${fileSize} bytes); the image has been truncated`,
-        "BAT",
-        batOffset + i * 4,
-      );
+      // Checked before the overlap test: such an entry is what a crash leaves, not damage.
+      problems.push(`block ${i} at offset ${start} extends past the end of the file (${fileSize} bytes)`);
+      pastEof.push(i);
+      bat[i] = VHD_BAT_UNALLOCATED;
+      continue;
     }
     for (const [ms, me, what] of meta) {
       if (start < me && end > ms) throw corrupt(`block ${i} at offset ${start} overlaps ${what}`, "BAT", batOffset + i * 4);
     }
     if (end > freeOffset) freeOffset = end;
   }
-  return { header, headerOffset: hOff, blockSize: bs, bitmapSize, batOffset, bat, freeOffset, problems };
+  return { header, headerOffset: hOff, blockSize: bs, bitmapSize, batOffset, bat, freeOffset, problems, pastEof };
 }
 
 function roundUp512(n: number): number {

@@ -28,7 +28,10 @@ export interface VhdParentName {
 export function vhdLocatorEntries(header: VhdDynamicHeader): VhdParentLocator[] {
   const out: VhdParentLocator[] = [];
   for (let i = 0; i < VHD_PARENT_LOCATOR_COUNT; i++) {
-    out.push(VhdParentLocatorCodec.decode(header.parentLocators, i * VhdParentLocatorCodec.size));
+    // An offset past 2^53 decodes to Infinity: such a locator lies outside any file and is
+    // skipped where it is not needed, as qemu ignores locators.
+    const at = i * VhdParentLocatorCodec.size;
+    out.push(VhdParentLocatorCodec.decode(header.parentLocators, at, { u64Overflow: "infinity" }));
   }
   return out;
 }
@@ -52,7 +55,8 @@ export async function readVhdParentNames(
     if (len === 0) continue;
     if (len > MAX_LOCATOR_BYTES || loc.platformDataOffset + len > fileSize) {
       // Another locator (or the header's own name) may still find the parent.
-      problems.push(`parent locator ${code} of ${len} bytes at offset ${loc.platformDataOffset} lies outside the file`);
+      const at = Number.isFinite(loc.platformDataOffset) ? `offset ${loc.platformDataOffset}` : "an offset past 2^53";
+      problems.push(`parent locator ${code} of ${len} bytes at ${at} lies outside the file`);
       continue;
     }
     const data = await readExact(file, loc.platformDataOffset, len, "parent locator", "vpc");

@@ -5,6 +5,7 @@
  * the log or metadata, and blocks sharing file space.
  * @module
  */
+import { pushCheckMessage, pushCheckMessages } from "../../core/check-messages.js";
 import type { CheckResult, RepairMode } from "../../core/format.js";
 import type { VhdxOpenState } from "./instance.js";
 import { VHDX_REGION_TABLE_OFFSETS } from "./region-table.js";
@@ -18,10 +19,10 @@ export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undef
 
   if (state.logState === "replayed") {
     r.corruptionsFixed++;
-    r.messages.push(`VHDX log (${entries(state.logEntries)}) was replayed when the image was opened`);
+    pushCheckMessage(r.messages, `VHDX log (${entries(state.logEntries)}) was replayed when the image was opened`);
   } else if (state.logState === "replayed-in-memory") {
     r.corruptions++;
-    r.messages.push(`VHDX log holds ${entries(state.logEntries)} never replayed (read in memory; check -r all writes them)`);
+    pushCheckMessage(r.messages, `VHDX log holds ${entries(state.logEntries)} never replayed (read in memory; check -r all writes them)`);
   }
 
   const headerProblems = state.headers.problems();
@@ -29,10 +30,10 @@ export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undef
     if (fix) {
       await state.journal!.rewriteHeaders();
       r.corruptionsFixed += headerProblems.length;
-      r.messages.push(...headerProblems.map((p) => `${p}: rewritten`));
+      pushCheckMessages(r.messages, headerProblems.map((p) => `${p}: rewritten`));
     } else {
       r.corruptions += headerProblems.length;
-      r.messages.push(...headerProblems);
+      pushCheckMessages(r.messages, headerProblems);
     }
   }
 
@@ -42,11 +43,11 @@ export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undef
       for (const o of VHDX_REGION_TABLE_OFFSETS) await state.rawFile.write(o, state.regions.raw);
       await state.rawFile.flush();
       r.corruptionsFixed += state.regions.problems.length;
-      r.messages.push(...state.regions.problems.map((p) => `${p}: rewritten from region table ${state.regions.copy}`));
+      pushCheckMessages(r.messages, state.regions.problems.map((p) => `${p}: rewritten from region table ${state.regions.copy}`));
       state.regions.problems.length = 0;
     } else {
       r.corruptions += state.regions.problems.length;
-      r.messages.push(...state.regions.problems);
+      pushCheckMessages(r.messages, state.regions.problems);
     }
   }
 
@@ -54,7 +55,7 @@ export async function checkVhdx(state: VhdxOpenState, repair: RepairMode | undef
   const scan = state.bat.scan(fileSize, state.reserved, true);
   for (const p of scan.problems) {
     r.corruptions++;
-    r.messages.push(p.message);
+    pushCheckMessage(r.messages, p.message);
   }
   dropCaches();
   // Like qemu, no allocation totals or image end offset: `info` shows the block counts.

@@ -6,11 +6,13 @@ import type { CreateContext, FormatDriver, FormatInstance, OpenContext, ProbeInp
 import { VHDX_CREATE_OPTIONS, createVhdx } from "./create.js";
 import { VHDX_FILE_SIGNATURE } from "./layout.js";
 import { openVhdx } from "./open.js";
+import { measureVhdx } from "./measure.js";
 
 /** The VHDX driver: probes the `vhdxfile` signature at offset 0. */
 export const vhdxDriver: FormatDriver = {
   name: "vhdx",
   createOptions: VHDX_CREATE_OPTIONS,
+  measure: measureVhdx,
   supportsBacking: true,
   probe(input: ProbeInput): number {
     const h = input.head;

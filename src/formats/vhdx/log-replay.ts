@@ -10,6 +10,7 @@
  * previous one in the circular log with the next sequence number.
  * @module
  */
+import { FieldOverflowError } from "../../codec/struct.js";
 import { CorruptImageError, LimitExceededError, formatBytes } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
@@ -155,7 +156,7 @@ async function readEntry(
         return undefined;
       }
     } catch (e) {
-      if (e instanceof RangeError) return undefined; // an offset past 2^53
+      if (e instanceof RangeError || e instanceof FieldOverflowError) return undefined; // an offset past 2^53
       throw e;
     }
   }

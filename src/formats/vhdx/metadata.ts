@@ -3,6 +3,7 @@
  * virtual disk size, page 83 data, sector sizes, parent locator).
  * @module
  */
+import { FieldOverflowError } from "../../codec/struct.js";
 import { decodeUtf16, encodeUtf16 } from "../../codec/utf16.js";
 import { CorruptImageError, LimitExceededError, UnsupportedFeatureError, formatBytes } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
@@ -194,7 +195,7 @@ export async function readVhdxMetadata(io: IoBackend, region: VhdxRegion): Promi
   try {
     virtualSize = VhdxVirtualDiskSize.decode((await item(VHDX_VIRTUAL_DISK_SIZE_GUID, true))!).size;
   } catch (e) {
-    if (e instanceof RangeError) throw new LimitExceededError("Cannot open vhdx image: virtual disk size exceeds 2^53 bytes", { format: "vhdx", structure: "metadata" });
+    if (e instanceof FieldOverflowError) throw new LimitExceededError("Cannot open vhdx image: virtual disk size exceeds 2^53 bytes", { format: "vhdx", structure: "metadata" });
     throw e;
   }
   const page83 = vhdxGuidText(VhdxPage83Data.decode((await item(VHDX_PAGE83_GUID, true))!).guid);

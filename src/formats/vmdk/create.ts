@@ -48,7 +48,24 @@ export interface VmdkSparseInit {
  * QEMU's layout: header, room for a 20-sector descriptor, redundant GD and its GTs, GD and its
  * GTs, grains from the next grain boundary. GTs are left as zeros (a hole).
  */
-export async function initVmdkSparseExtent(file: IoBackend, size: number, o: VmdkSparseInit): Promise<void> {
+/** Where a new sparse extent of `size` bytes keeps its structures, in sectors (QEMU's layout). */
+export interface VmdkSparseLayout {
+  capacity: number;
+  granularity: number;
+  gtes: number;
+  gtSectors: number;
+  gtCount: number;
+  gdSectors: number;
+  descriptorOffset: number;
+  descriptorSize: number;
+  rgdOffset: number;
+  gdOffset: number;
+  /** First grain sector: everything before it is metadata. */
+  overhead: number;
+}
+
+/** The layout of a new sparse extent of `size` bytes (a multiple of 512). */
+export function vmdkSparseLayout(size: number): VmdkSparseLayout {
   const capacity = size / VMDK_SECTOR_SIZE;
   const granularity = VMDK_DEFAULT_GRANULARITY;
   const gtes = VMDK_DEFAULT_GTES_PER_GT;
@@ -67,6 +84,12 @@ export async function initVmdkSparseExtent(file: IoBackend, size: number, o: Vmd
   const rgdOffset = descriptorOffset + descriptorSize;
   const gdOffset = rgdOffset + gdSectors + gtSectors * gtCount;
   const overhead = Math.ceil((gdOffset + gdSectors + gtSectors * gtCount) / granularity) * granularity;
+  return { capacity, granularity, gtes, gtSectors, gtCount, gdSectors, descriptorOffset, descriptorSize, rgdOffset, gdOffset, overhead };
+}
+
+export async function initVmdkSparseExtent(file: IoBackend, size: number, o: VmdkSparseInit): Promise<void> {
+  const { capacity, granularity, gtes, gtSectors, gtCount, gdSectors, descriptorOffset, descriptorSize, rgdOffset, gdOffset, overhead } =
+    vmdkSparseLayout(size);
   const flags = VMDK_FLAG_RGD | VMDK_FLAG_NL_DETECT |
     (o.compressed ? VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS : 0) |
     (o.zeroedGrain ? VMDK_FLAG_ZERO_GRAIN : 0);
@@ -102,7 +125,7 @@ export async function initVmdkSparseExtent(file: IoBackend, size: number, o: Vmd
 }
 
 /** `name` split as QEMU does: the part before the last dot, and the rest (with the dot). */
-function splitName(name: string): { prefix: string; postfix: string } {
+export function splitName(name: string): { prefix: string; postfix: string } {
   const base = name.slice(Math.max(name.lastIndexOf("/"), name.lastIndexOf("\\")) + 1);
   const dot = base.lastIndexOf(".");
   return dot < 0 ? { prefix: base, postfix: "" } : { prefix: base.slice(0, dot), postfix: base.slice(dot) };

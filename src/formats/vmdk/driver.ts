@@ -8,6 +8,8 @@ import { createVmdk } from "./create.js";
 import { looksLikeVmdkDescriptor, startsWithVmdkSignature } from "./descriptor.js";
 import { VMDK_ADAPTER_TYPES, VMDK_COWD_MAGIC, VMDK_SPARSE_MAGIC, VMDK_SUBFORMATS } from "./layout.js";
 import { openVmdk } from "./open.js";
+import { vmdkSequentialWriter } from "./sequential-writer.js";
+import { measureVmdk } from "./measure.js";
 
 function probeVmdk(input: ProbeInput): number {
   const h = input.head;
@@ -42,6 +44,8 @@ export const vmdkDriver: FormatDriver = {
   ],
   supportsBacking: true,
   probe: probeVmdk,
+  sequentialWriter: vmdkSequentialWriter,
   open: openVmdk,
   create: createVmdk,
+  measure: measureVmdk,
 };

@@ -42,6 +42,11 @@ export interface VmdkExtent {
   readSpecial?(token: unknown, inGrain: number, into: Uint8Array): Promise<void>;
   /** QEMU's check of this extent: the first problem found, or undefined. `firstSector` is the extent's guest sector. */
   check(firstSector: number): Promise<string | undefined>;
+  /**
+   * `check -r all` (sparse extents): clears what points past the end of the file (grain
+   * tables, GTEs), which a crash with a volatile disk cache can leave. Returns one line per fix.
+   */
+  repair?(beforeFirstFix?: () => Promise<void>): Promise<string[]>;
   /** Writes out buffered state (pending stream grains) and flushes the file. */
   flush(): Promise<void>;
 }

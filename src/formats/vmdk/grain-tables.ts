@@ -126,6 +126,27 @@ export class VmdkGrainTables {
     this.remember(gdIndex, t);
   }
 
+  /**
+   * `check -r all`: clears the directory entries (both directories) whose grain table, or its
+   * redundant copy, extends past `fileSize`. Returns the directory indexes cleared.
+   */
+  async dropTablesPastEof(fileSize: number): Promise<number[]> {
+    const dropped: number[] = [];
+    const past = (sector: number) => sector !== 0 && sector * VMDK_SECTOR_SIZE + this.gtBytes > fileSize;
+    for (let i = 0; i < this.gd.length; i++) {
+      if (!past(this.gd[i]) && !past(this.redundantTableSector(i))) continue;
+      await this.file.write(this.geo.gdOffset + i * 4, encodeU32s([0]));
+      this.gd[i] = 0;
+      if (this.rgd && this.geo.rgdOffset) {
+        await this.file.write(this.geo.rgdOffset + i * 4, encodeU32s([0]));
+        this.rgd[i] = 0;
+      }
+      this.cache.delete(i);
+      dropped.push(i);
+    }
+    return dropped;
+  }
+
   private async createTables(gdIndex: number, first: number, values: ArrayLike<number>, reserve: VmdkHostReserver): Promise<void> {
     const t = new Uint32Array(this.geo.gtesPerGt);
     t.set(Array.from(values), first);
@@ -139,6 +160,9 @@ export class VmdkGrainTables {
       redundant = reserve(bytes);
       await this.file.write(redundant, padded);
     }
+    // The tables are on stable storage before a directory entry points at them (one flush per
+    // new table): a volatile disk cache could otherwise keep the entry and lose a table.
+    await this.file.flush();
     await this.file.write(this.geo.gdOffset + gdIndex * 4, encodeU32s([main / VMDK_SECTOR_SIZE]));
     this.gd[gdIndex] = main / VMDK_SECTOR_SIZE;
     if (this.rgd) {

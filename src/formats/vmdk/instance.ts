@@ -6,7 +6,7 @@
  */
 import type { BackingReference, CheckResult, FormatInfo, FormatInstance, RepairMode } from "../../core/format.js";
 import type { Allocation, Mapping, SpecialMapping } from "../../core/mapping.js";
-import { UnsupportedFeatureError } from "../../errors.js";
+import { ImageError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { checkVmdk } from "./check.js";
 import { encodeVmdkDescriptor, randomVmdkCid, replaceVmdkCid } from "./descriptor.js";
@@ -191,13 +191,24 @@ export class VmdkInstance implements FormatInstance {
     await this.state.file.flush();
   }
 
+  /**
+   * QEMU's check. `-r all` (which qemu-img cannot do for vmdk) first clears the grain tables and
+   * GTEs that point past the end of their file, as a crash with a volatile disk cache leaves
+   * them (the entry reached the disk, the grain did not); those grains read from the backing
+   * file or as zeros again. `-r leaks` has nothing to do (vmdk keeps no allocation counts).
+   */
   async check(repair?: RepairMode): Promise<CheckResult> {
-    if (repair) {
-      throw new UnsupportedFeatureError("vmdk images cannot be repaired (qemu-img cannot repair them either)", {
-        format: "vmdk",
-      });
+    if (repair && this.state.readOnly) {
+      throw new ImageError("ERR_READ_ONLY", "Cannot repair vmdk image: it is open read-only", { format: "vmdk" });
     }
-    return checkVmdk(this.state.extents, this.starts);
+    const fixes: string[] = [];
+    if (repair === "all") {
+      for (const e of this.state.extents) if (e.repair) fixes.push(...(await e.repair(() => this.changeCid())));
+    }
+    const r = await checkVmdk(this.state.extents, this.starts);
+    r.corruptionsFixed = fixes.length;
+    r.messages = [...fixes, ...r.messages];
+    return r;
   }
 
   async info(): Promise<FormatInfo> {

@@ -31,6 +31,9 @@ export interface VmdkSparseExtentOptions {
 }
 
 /** One sparse extent. */
+/** Ends the check message of a file that ends inside a grain (a corruption, not a failed check). */
+export const VMDK_FILE_TOO_SHORT = ": the file is too short";
+
 export class VmdkSparseExtent implements VmdkExtent {
   readonly file: IoBackend;
   readonly size: number;
@@ -194,6 +197,10 @@ export class VmdkSparseExtent implements VmdkExtent {
     n = Math.max(1, n);
     const host = this.reserve(n * g);
     const mappingLength = Math.min(n * g, this.size - grain * g);
+    // The extent's last grain when its size is not a grain multiple: the engine writes only up
+    // to the end, but the file must hold the whole grain (qemu writes it whole; libvmdk and
+    // 7-Zip reject a file that ends inside a grain).
+    if (mappingLength < n * g && (await this.file.size()) < host + n * g) await this.file.truncate(host + n * g);
     return {
       mapping: { kind: "data", file: this.file, fileOffset: host, length: mappingLength },
       commit: async () => {
@@ -272,9 +279,74 @@ export class VmdkSparseExtent implements VmdkExtent {
         const cls = this.classify(e);
         if (cls === "backing" || cls === "zero") continue;
         if (e * VMDK_SECTOR_SIZE >= fileSize) return `ERROR: cluster offset for sector ${sectorOf(grain)} points after EOF`;
+        if (cls === "data" && e * VMDK_SECTOR_SIZE + this.grainSize > fileSize) {
+          return `ERROR: the grain for sector ${sectorOf(grain)} ends past the end of the file (${fileSize} bytes)${VMDK_FILE_TOO_SHORT}`;
+        }
       }
     }
     return undefined;
+  }
+
+  /** `beforeFirstFix` runs once, before the first write of the repair (the CID renewal). */
+  async repair(beforeFirstFix: () => Promise<void> = async () => {}): Promise<string[]> {
+    if (!this.writable) return [];
+    const fileSize = await this.file.size();
+    const fixes: string[] = [];
+    const change = async () => {
+      if (fixes.length === 0) await beforeFirstFix();
+    };
+    const gtes = this.geo.gtesPerGt;
+    for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {
+      const sector = this.tables.tableSector(gdIndex);
+      const r = this.tables.redundantTableSector(gdIndex);
+      const gtEnd = (s: number) => s * VMDK_SECTOR_SIZE + this.tables.gtBytes;
+      if ((sector && gtEnd(sector) > fileSize) || (r && gtEnd(r) > fileSize)) continue; // below
+      const table = sector ? await this.tables.table(gdIndex) : undefined;
+      if (!table) continue;
+      for (let i = 0; i < gtes; i++) {
+        const e = table[i];
+        const cls = this.classify(e);
+        if (cls === "backing" || cls === "zero" || e * VMDK_SECTOR_SIZE < fileSize) continue;
+        await change();
+        await this.tables.setEntries(gdIndex, i, [VMDK_GTE_UNALLOCATED], (b) => this.reserve(b));
+        fixes.push(`Repairing: GTE of grain ${gdIndex * gtes + i} points after EOF; the grain is unallocated again`);
+      }
+    }
+    if (this.tables.entries > 0) {
+      const probe = await this.tablesPastEof(fileSize);
+      if (probe) {
+        await change();
+        for (const i of await this.tables.dropTablesPastEof(fileSize)) {
+          fixes.push(`Repairing: grain table ${i} lies past EOF; its directory entry is cleared`);
+        }
+      }
+    }
+    // A file that ends inside a grain in use is extended with zeros (what the tail reads as).
+    let need = 0;
+    for (let gdIndex = 0; gdIndex < this.tables.entries; gdIndex++) {
+      const table = this.tables.tableSector(gdIndex) ? await this.tables.table(gdIndex).catch(() => undefined) : undefined;
+      if (!table) continue;
+      for (const e of table) {
+        const at = e * VMDK_SECTOR_SIZE;
+        if (this.classify(e) === "data" && at < fileSize && at + this.grainSize > fileSize) need = Math.max(need, at + this.grainSize);
+      }
+    }
+    if (need > 0) {
+      await change();
+      await this.file.truncate(need);
+      fixes.push(`Repairing: the file is too short; extended from ${fileSize} to ${need} bytes`);
+    }
+    if (fixes.length > 0) await this.file.flush();
+    return fixes;
+  }
+
+  private async tablesPastEof(fileSize: number): Promise<boolean> {
+    for (let i = 0; i < this.tables.entries; i++) {
+      for (const s of [this.tables.tableSector(i), this.tables.redundantTableSector(i)]) {
+        if (s && s * VMDK_SECTOR_SIZE + this.tables.gtBytes > fileSize) return true;
+      }
+    }
+    return false;
   }
 
   async flush(): Promise<void> {

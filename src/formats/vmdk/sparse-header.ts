@@ -4,6 +4,7 @@
  * its messages (iotests 059).
  * @module
  */
+import { FieldOverflowError } from "../../codec/struct.js";
 import { CorruptImageError, ImageError, LimitExceededError, UnsupportedFeatureError } from "../../errors.js";
 import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
@@ -69,7 +70,7 @@ function decodeHeader(buf: Uint8Array, at: number, fileOffset: number): VmdkSpar
   try {
     return VmdkSparseHeaderCodec.decode(buf, at);
   } catch (e) {
-    if (e instanceof RangeError) throw fail(e.message, "header", fileOffset);
+    if (e instanceof RangeError || e instanceof FieldOverflowError) throw fail(e.message, "header", fileOffset);
     throw e;
   }
 }

@@ -3,6 +3,7 @@
 # (default) or the real tools standing in, and prints a pass table.
 #
 # usage: scripts/iotests-report.sh [--real] IOTESTS_DIR OUTDIR [FORMAT...]
+#        scripts/iotests-report.sh --compare REAL_OUTDIR VDISK_OUTDIR
 #   FORMAT: qcow2 qcow qed vhdx vpc vdi vmdk parallels raw (all by default)
 # Results land in OUTDIR/FORMAT.log (check's own output) and OUTDIR/FORMAT/ (scratch and
 # *.out.bad files). The table is also written to OUTDIR/table.txt. Tests are selected by content:
@@ -10,6 +11,24 @@
 # time (check -j1) so it stays light on a shared machine. VDISK_CLI=path/to/dist/cli/main.js runs
 # another build of vdisk (e.g. main's, for a before/after comparison).
 set -eu
+if [ "${1:-}" = "--compare" ]; then
+  # --compare REAL_OUTDIR VDISK_OUTDIR: (test, format) pairs that pass with the real tools, and
+  # how many of them pass with vdisk, per format (tests that have not finished in both are left out).
+  [ $# -eq 3 ] || { echo "usage: $0 --compare REAL_OUTDIR VDISK_OUTDIR" >&2; exit 2; }
+  printf '%-10s %6s %6s  %s\n' format real vdisk "failing with vdisk (passing with real)"
+  for r in "$2"/*.log; do
+    fmt=$(basename "$r" .log)
+    [ -f "$3/$fmt.log" ] || continue
+    res() { tr '\r' '\n' <"$1" | grep -oE '^[^ ]+ +(pass|fail|not run) +\[' | sed -E 's/ +\[$//; s/ +/ /'; }
+    res "$r" | grep ' pass$' | cut -d' ' -f1 | sort >"$3/$fmt.realpass"
+    res "$3/$fmt.log" | grep -E ' (pass|fail)$' | sort >"$3/$fmt.done"
+    rp=$(join "$3/$fmt.realpass" "$3/$fmt.done" | wc -l)
+    vp=$(join "$3/$fmt.realpass" "$3/$fmt.done" | grep -c ' pass$' || true)
+    fails=$(join "$3/$fmt.realpass" "$3/$fmt.done" | grep ' fail$' | cut -d' ' -f1 | tr '\n' ' ')
+    printf '%-10s %6s %6s  %s\n' "$fmt" "$rp" "$vp" "$fails"
+  done
+  exit 0
+fi
 real=0
 if [ "${1:-}" = "--real" ]; then real=1; shift; fi
 if [ $# -lt 2 ] || [ ! -x "$1/check" ]; then

@@ -13,11 +13,16 @@ export { parseIoNumber } from "./io/args.js";
 export { IoSession } from "./io/session.js";
 export type { IoCommandOutput, IoCommandSpec, IoOpenRequest, IoSessionOptions } from "./io/session.js";
 
-const TABLE: ReadonlyMap<string, IoCommandSpec> = new Map([...TRANSFER_COMMANDS, ...MISC_COMMANDS].map((c) => [c.name, c]));
+const SPECS = [...TRANSFER_COMMANDS, ...MISC_COMMANDS];
+/** By name and by alias. */
+const TABLE: ReadonlyMap<string, IoCommandSpec> = new Map([
+  ...SPECS.map((c) => [c.name, c] as const),
+  ...SPECS.flatMap((c) => (c.altname ? [[c.altname, c] as const] : [])),
+]);
 
 /** The commands vdisk io knows, with their usage as qemu-io's `help` shows it. */
 export const IO_COMMANDS: Readonly<Record<string, string>> = Object.fromEntries(
-  [...TABLE.values()].map((c) => [c.name, `${c.name} ${c.args} -- ${c.oneline}`]),
+  SPECS.map((c) => [c.name, `${c.name} ${c.args} -- ${c.oneline}`]),
 );
 
 /** A session on `device` (or none: `open` then gives one, through `options.open`). */

@@ -125,6 +125,8 @@ describe.skipIf(!HAVE_QEMU)("vdisk io matches qemu-io", () => {
     await same("raw", "base.raw", ["read -P 300 0 1", "write -P -1 0 1", "read -P route66 0 1"], [], true);
     await same("raw", "base.raw", ["read a 1", "read 0 2G", "read 0 -1", "read -x 0 1", "write -z -P 1 0 1", "write -c 1 512", "write -c 0 1", "write -u 0 1", "write -f -c 0 512"], [], true);
     await same("raw", "base.raw", ["read 0", "flush 1", "alloc", "bogus", "length 1"], [], true);
+    // qemu-io's one-letter aliases, in messages under the name typed.
+    await same("raw", "base.raw", ["w -P 0x61 0 512", "r -P 0x61 0 512", "a 0", "f", "r", "t", "d"], [], true);
     await same("raw", "base.raw", ["read 0 0", "write 0 0", "discard 0 0", "read 1.5k 1k", "read 0x10 0x10"]);
   });
 

@@ -130,7 +130,7 @@ async function doClose(s: IoSession): Promise<boolean> {
 }
 
 async function doHelp(s: IoSession, words: readonly string[]): Promise<boolean> {
-  const specs = words.length > 0 ? [s.commands.get(words[0])] : [...s.commands.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const specs = words.length > 0 ? [s.commands.get(words[0])] : [...new Set(s.commands.values())].sort((a, b) => (a.name < b.name ? -1 : 1));
   if (specs[0] === undefined) {
     s.output.err(`command ${words[0]} not found`);
     return false;
@@ -147,6 +147,7 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
   {
     ...none,
     name: "flush",
+    altname: "f",
     args: "",
     oneline: "flush all in-core file state to disk",
     run: async (s) => {
@@ -161,7 +162,16 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
   },
   { ...none, name: "aio_flush", args: "", oneline: "completes all outstanding aio requests", run: (s) => s.drain() },
   { ...none, name: "map", args: "", oneline: "prints the allocated areas of a file", run: doMap },
-  { ...none, argmin: 1, argmax: 2, name: "alloc", args: "offset [count]", oneline: "checks if offset is allocated in the file", run: doAlloc },
+  {
+    ...none,
+    argmin: 1,
+    argmax: 2,
+    name: "alloc",
+    altname: "a",
+    args: "offset [count]",
+    oneline: "checks if offset is allocated in the file",
+    run: doAlloc,
+  },
   {
     ...none,
     name: "length",
@@ -172,13 +182,14 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
       return true;
     },
   },
-  { ...none, name: "info", args: "", oneline: "prints information about the current file", run: doInfo },
+  { ...none, name: "info", altname: "i", args: "", oneline: "prints information about the current file", run: doInfo },
   {
     ...none,
     argmin: 1,
     argmax: 3,
     writes: true,
     name: "truncate",
+    altname: "t",
     args: "[-m prealloc_mode] off",
     oneline: "truncates the current file at the given offset",
     run: doTruncate,
@@ -189,11 +200,12 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
     needsFile: false,
     writes: false,
     name: "open",
+    altname: "o",
     args: "[-rsCnkU] [-t cache] [-d discard] [-o options] [path]",
     oneline: "open the file specified by path",
     run: doOpen,
   },
-  { ...none, name: "close", args: "", oneline: "close the current open file", run: doClose },
+  { ...none, name: "close", altname: "c", args: "", oneline: "close the current open file", run: doClose },
   {
     argmin: 1,
     argmax: 1,
@@ -215,6 +227,7 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
     needsFile: false,
     writes: false,
     name: "quit",
+    altname: "q",
     args: "",
     oneline: "exit the program",
     run: async (s) => {

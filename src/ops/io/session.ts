@@ -43,6 +43,8 @@ export interface IoSessionOptions {
 /** One qemu-io command: usage as `help` shows it, argument count limits, and its body. */
 export interface IoCommandSpec {
   readonly name: string;
+  /** qemu-io's one-letter alias ("r" for read …). */
+  readonly altname?: string;
   readonly args: string;
   readonly oneline: string;
   readonly argmin: number;

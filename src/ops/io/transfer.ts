@@ -179,6 +179,7 @@ export const TRANSFER_COMMANDS: readonly IoCommandSpec[] = [
   {
     ...file,
     name: "read",
+    altname: "r",
     args: "[-abCqv] [-P pattern [-s off] [-l len]] off len",
     oneline: "reads a number of bytes at a specified offset",
     writes: false,
@@ -204,6 +205,7 @@ export const TRANSFER_COMMANDS: readonly IoCommandSpec[] = [
   {
     ...file,
     name: "write",
+    altname: "w",
     args: "[-bcCfnquz] [-P pattern | -s source_file] off len",
     oneline: "writes a number of bytes at a specified offset",
     writes: true,
@@ -229,6 +231,7 @@ export const TRANSFER_COMMANDS: readonly IoCommandSpec[] = [
   {
     ...file,
     name: "discard",
+    altname: "d",
     args: "[-Cq] off len",
     oneline: "discards a number of bytes at a specified offset",
     writes: true,

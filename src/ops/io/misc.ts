@@ -10,6 +10,9 @@ import { errnoText } from "./report.js";
 import type { IoCommandSpec, IoOpenRequest, IoSession } from "./session.js";
 import { sectorSize } from "./transfer.js";
 
+/** Every runtime vdisk runs in has setTimeout; the neutral type set does not declare it. */
+const timers = globalThis as unknown as { setTimeout(fn: () => void, ms: number): unknown };
+
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Runs of [offset, length, allocated in the top image] over `offset..offset+length`. */
@@ -216,7 +219,7 @@ export const MISC_COMMANDS: readonly IoCommandSpec[] = [
     oneline: "waits for the given value in milliseconds",
     run: async (s, w) => {
       const ms = parseIoNumber(w[0]);
-      await (s.options.sleep ? s.options.sleep(ms) : new Promise((r) => setTimeout(r, ms)));
+      await (s.options.sleep ? s.options.sleep(ms) : new Promise<void>((r) => timers.setTimeout(r, ms)));
       return true;
     },
   },

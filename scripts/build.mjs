@@ -2,10 +2,11 @@
 // Builds everything `npm install` (the `prepare` script) must produce, in order:
 //   1. the Wasm kernel, embedded as a TS module under src/kernel/generated/ (needs asc);
 //   2. dist/: tsc output and declarations for every entry (node, deno, browser, neutral, CLI);
-//   3. dist/vdisk.browser.js: one ESM file for browsers, dependencies and wasm included.
+//   3. dist/vdisk.browser.js: one ESM file for browsers, dependencies and wasm included, and its
+//      declarations (the browser entry's: the bundle is that entry).
 // Running it twice gives the same dist/: it starts from an empty dist/ so no stale file survives.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,6 +47,12 @@ await esbuild.build({
   legalComments: "eof",
   logLevel: "warning",
 });
+// `import … from "vdisk/vdisk.browser.js"` gets the browser entry's types (package.json points here).
+writeFileSync(
+  join(dist, "vdisk.browser.d.ts"),
+  "/** The prebuilt browser bundle: the browser entry (`vdisk` with the `browser` condition) in one file. */\n" +
+    'export * from "./browser.js";\n',
+);
 
 // The CLI's commands as one file: the bin loads it instead of ~130 modules (≈60 ms faster start).
 await esbuild.build({

@@ -56,7 +56,15 @@ export { ddImage, ddPlan, type DdOptions, type DdPlan } from "./ops/dd.js";
 export { benchImage, benchParameters, type BenchOptions, type BenchResult } from "./ops/bench.js";
 export { OffsetDevice, type OffsetOptions } from "./filters/offset.js";
 export { builtinDrivers, findDriver } from "./formats/registry.js";
-export { getKernel, setKernel, loadKernel, compileKernelModule, tsKernel, type Kernel } from "./kernel/index.js";
+export {
+  getKernel,
+  setKernel,
+  loadKernel,
+  compileKernelModule,
+  tsKernel,
+  type Kernel,
+  type KernelModule,
+} from "./kernel/index.js";
 export type {
   SequentialDataRange,
   SequentialOutput,

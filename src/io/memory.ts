@@ -21,14 +21,19 @@ export interface MemoryBackendOptions {
 export class MemoryBackend implements IoBackend {
   readonly name: string;
   readonly capabilities: IoCapabilities;
-  private buf: Uint8Array;
+  // Always over an ArrayBuffer, so that bytes() can be a BlobPart (`new Blob([backend.bytes()])`).
+  private buf: Uint8Array<ArrayBuffer>;
   private length: number;
   private closed = false;
   private readonly maxSize: number;
 
-  /** Wraps `initial` (kept, not copied: later writes modify it until the buffer must grow). */
+  /**
+   * Wraps `initial` (kept, not copied: later writes modify it until the buffer must grow; only a
+   * view of a SharedArrayBuffer is copied).
+   */
   constructor(initial: Uint8Array = new Uint8Array(0), options: MemoryBackendOptions = {}) {
-    this.buf = initial;
+    const shared = typeof SharedArrayBuffer !== "undefined" && initial.buffer instanceof SharedArrayBuffer;
+    this.buf = shared ? new Uint8Array(initial) : (initial as Uint8Array<ArrayBuffer>);
     this.length = initial.length;
     this.name = options.name ?? "memory";
     this.capabilities = { writable: !options.readOnly, sparse: true };
@@ -36,7 +41,7 @@ export class MemoryBackend implements IoBackend {
   }
 
   /** The file's contents (a view; valid until the next write). */
-  bytes(): Uint8Array {
+  bytes(): Uint8Array<ArrayBuffer> {
     return this.buf.subarray(0, this.length);
   }
 
@@ -73,7 +78,7 @@ export class MemoryBackend implements IoBackend {
     let cap = Math.max(this.buf.length * 2, 4096);
     while (cap < end) cap *= 2;
     cap = Math.min(cap, Math.max(end, this.maxSize));
-    let next: Uint8Array;
+    let next: Uint8Array<ArrayBuffer>;
     try {
       next = new Uint8Array(cap);
     } catch {

@@ -4,7 +4,7 @@
  */
 import type { Kernel } from "./kernel.js";
 import { tsKernel } from "./ts-kernel.js";
-import { instantiateWasmKernel } from "./wasm-kernel.js";
+import { instantiateWasmKernel, type KernelModule } from "./wasm-kernel.js";
 
 let chosen: Kernel | undefined;
 let loaded: Kernel | undefined;
@@ -17,7 +17,7 @@ let loading: Promise<Kernel> | undefined;
  * `compileKernelModule`, possibly in another worker) used instead of compiling the embedded bytes.
  * A kernel set with {@link setKernel} takes precedence.
  */
-export function loadKernel(module?: WebAssembly.Module): Promise<Kernel> {
+export function loadKernel(module?: KernelModule): Promise<Kernel> {
   if (chosen) return Promise.resolve(chosen);
   loading ??= (typeof WebAssembly === "object" ? instantiateWasmKernel(module) : Promise.reject(new Error("no WebAssembly")))
     .then((k: Kernel) => k, () => tsKernel)
@@ -43,4 +43,10 @@ export function setKernel(kernel: Kernel | undefined): void {
 
 export type { Kernel } from "./kernel.js";
 export { tsKernel } from "./ts-kernel.js";
-export { compileKernelModule, instantiateWasmKernel, kernelWasmBytes, type WasmKernel } from "./wasm-kernel.js";
+export {
+  compileKernelModule,
+  instantiateWasmKernel,
+  kernelWasmBytes,
+  type KernelModule,
+  type WasmKernel,
+} from "./wasm-kernel.js";

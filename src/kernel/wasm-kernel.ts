@@ -49,7 +49,19 @@ export interface WasmKernel extends Kernel {
   ownsBuffer(buf: Uint8Array): boolean;
 }
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+/**
+ * A compiled kernel module: the `WebAssembly.Module` that {@link compileKernelModule} gives
+ * (possibly posted to another worker). Spelled without naming `WebAssembly`, so that vdisk's
+ * declarations type-check in projects whose libraries lack it (a Node project with
+ * `lib: ["ES2022"]` and `types: ["node"]`); there it is any object.
+ */
+export type KernelModule = typeof globalThis extends {
+  WebAssembly: { Module: abstract new (...args: never[]) => infer M };
+}
+  ? M
+  : object;
+
+let compiled: Promise<KernelModule> | undefined;
 
 /** The kernel's WebAssembly module bytes (a fresh copy). */
 export function kernelWasmBytes(): Uint8Array<ArrayBuffer> {
@@ -64,7 +76,7 @@ export function kernelWasmBytes(): Uint8Array<ArrayBuffer> {
  * modules on the main thread), once per realm; later calls return the same promise. The module
  * can be posted to workers and passed to `loadKernel` there to skip compiling again.
  */
-export function compileKernelModule(): Promise<WebAssembly.Module> {
+export function compileKernelModule(): Promise<KernelModule> {
   compiled ??= WebAssembly.compile(kernelWasmBytes());
   return compiled;
 }
@@ -75,7 +87,7 @@ export function compileKernelModule(): Promise<WebAssembly.Module> {
  * one from `loadKernel`. Rejects when WebAssembly or its SIMD extension is unavailable, or when
  * `module` is not the vdisk kernel.
  */
-export async function instantiateWasmKernel(module?: WebAssembly.Module): Promise<WasmKernel> {
+export async function instantiateWasmKernel(module?: KernelModule): Promise<WasmKernel> {
   const instance = await WebAssembly.instantiate(module ?? (await compileKernelModule()), {});
   const exports = instance.exports as Record<string, unknown>;
   for (const name of EXPORTED_FUNCTIONS) {

@@ -9,7 +9,7 @@
 import { describe, expect, it } from "vitest";
 import { builtinDrivers } from "../../src/formats/registry.js";
 import { isImageError } from "../../src/errors.js";
-import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { memoryOpener } from "./image-model.js";
 
 const KiB = 1024;
@@ -27,7 +27,7 @@ const VARIANTS: Array<{ format: string; options?: string }> = builtinDrivers
   );
 
 /** A base image filled with {@link BACKING_BYTE} (same format: vhdx and vpc need one) and an overlay. */
-async function overlay(v: { format: string; options?: string }, size = SIZE): Promise<ImageDevice> {
+async function overlay(v: { format: string; options?: string }, size = SIZE): Promise<BlockDevice> {
   const baseMem = new MemoryBackend(new Uint8Array(0), { name: "base.img" });
   const base = await createImage(baseMem, { format: v.format, size: SIZE });
   await base.write(0, new Uint8Array(SIZE).fill(BACKING_BYTE));
@@ -48,7 +48,7 @@ async function overlay(v: { format: string; options?: string }, size = SIZE): Pr
 }
 
 /** Offset of the first byte of `[offset, offset+length)` that is not `value`, or -1. */
-async function firstNot(img: ImageDevice, offset: number, length: number, value: number): Promise<number> {
+async function firstNot(img: BlockDevice, offset: number, length: number, value: number): Promise<number> {
   const got = await img.read(offset, length);
   const i = got.findIndex((b) => b !== value);
   return i < 0 ? -1 : offset + i;
@@ -89,20 +89,20 @@ describe("an overlay's guest never sees its backing file through released or gro
       const img = await overlay(v);
       await img.write(0, new Uint8Array(SIZE).fill(GUEST_BYTE));
       // Inside one cluster, as qemu-iotests 292: the kept cluster holds data past the new end.
-      if (await unsupported(() => img.resize(520 * KiB))) {
+      if (await unsupported(() => img.resize!(520 * KiB))) {
         await img.close();
         return;
       }
       ran.add(`shrink ${label}`);
       const shrunk = img.size;
-      await img.resize(SIZE);
+      await img.resize!(SIZE);
       expect(await firstNot(img, 0, 520 * KiB, GUEST_BYTE)).toBe(-1);
       expect(await firstNot(img, shrunk, SIZE - shrunk, 0), `${label}: grown range`).toBe(-1);
       await img.close();
     });
 
     it(`${label}: growing over a longer backing file reads zeros in the new range`, async () => {
-      let img: ImageDevice;
+      let img: BlockDevice;
       try {
         img = await overlay(v, 1 << 20);
       } catch (e) {
@@ -115,7 +115,7 @@ describe("an overlay's guest never sees its backing file through released or gro
         return;
       }
       const old = img.size;
-      if (await unsupported(() => img.resize(SIZE - 3 * 512))) {
+      if (await unsupported(() => img.resize!(SIZE - 3 * 512))) {
         await img.close();
         return;
       }

@@ -121,15 +121,15 @@ describe("fvd resize", () => {
     const img = await createImage(mem, { format: "fvd", size: MiB, options: "compact_image=on,chunk_size=4k,journal_size=24k,storage_grow_unit=4k" });
     const model = new Uint8Array(4 * MiB);
     await randomWrites(img, model.subarray(0, MiB), 1, 20, 20000);
-    await img.resize(4 * MiB); // 1024 entries: exactly one 4096-byte table
+    await img.resize!(4 * MiB); // 1024 entries: exactly one 4096-byte table
     expect(img.size).toBe(4 * MiB);
     await img.write(3 * MiB + 5, fillPattern(9000, 3));
     model.set(fillPattern(9000, 3), 3 * MiB + 5);
-    await img.resize(12 * MiB); // 3072 entries: 12 KiB table, journal 24 KiB -> 16 KiB (its minimum: 26 sectors, rounded)
+    await img.resize!(12 * MiB); // 3072 entries: 12 KiB table, journal 24 KiB -> 16 KiB (its minimum: 26 sectors, rounded)
     const v = new DataView(mem.bytes().buffer, mem.bytes().byteOffset);
     expect(v.getUint32(0x10bc, true)).toBe(8192 + 12288);
     expect(v.getUint32(0x10c4, true)).toBe(16384);
-    await expect(img.resize(64 * MiB)).rejects.toMatchObject({ code: "ERR_UNSUPPORTED_FEATURE", message: /journal/ });
+    await expect(img.resize!(64 * MiB)).rejects.toMatchObject({ code: "ERR_UNSUPPORTED_FEATURE", message: /journal/ });
     expect(diffAt(await img.read(0, 4 * MiB), model)).toBe(-1);
     expect((await img.read(4 * MiB, 8 * MiB)).every((b) => b === 0)).toBe(true);
     await img.write(11 * MiB, new Uint8Array([1, 2, 3]));
@@ -146,10 +146,10 @@ describe("fvd resize", () => {
     const img = await createImage(view(mem), { format: "fvd", size: MiB, options: "compact_image=on,chunk_size=64k,storage_grow_unit=64k" });
     await img.write(0, new Uint8Array(64 * KiB).fill(1)); // physical 0
     await img.write(512 * KiB, new Uint8Array(64 * KiB).fill(2)); // physical 1
-    await img.resize(256 * KiB); // drops chunk 8 (physical 1)
+    await img.resize!(256 * KiB); // drops chunk 8 (physical 1)
     await img.close();
     const again = await openImage(view(mem), { format: "fvd" });
-    await again.resize(MiB);
+    await again.resize!(MiB);
     await again.write(768 * KiB, new Uint8Array([3])); // the next open hands out physical 1 again
     const back = await again.read(768 * KiB, 64 * KiB);
     expect(back[0]).toBe(3);
@@ -164,8 +164,8 @@ describe("fvd resize", () => {
       const mem = new MemoryBackend();
       const img = await createImage(mem, { format: "fvd", size: 2 * MiB, options });
       await img.write(0, fillPattern(2 * MiB, 8));
-      await img.resize(MiB + 4096);
-      await img.resize(2 * MiB);
+      await img.resize!(MiB + 4096);
+      await img.resize!(2 * MiB);
       const back = await img.read(0, 2 * MiB);
       expect(diffAt(back.subarray(0, MiB + 4096), fillPattern(2 * MiB, 8).subarray(0, MiB + 4096))).toBe(-1);
       expect(back.subarray(MiB + 4096).every((b) => b === 0), options).toBe(true);

@@ -137,8 +137,8 @@ describe("gow behaviour", () => {
   it("reports image full when every slot is used, after a shrink kept the counter", async () => {
     const img = await createImage(new MemoryBackend(), { format: "gow1", size: 4 * BLOCK });
     for (let b = 0; b < 4; b++) await img.write(b * BLOCK, new Uint8Array([b + 1]));
-    await img.resize(2 * BLOCK);
-    await img.resize(4 * BLOCK);
+    await img.resize!(2 * BLOCK);
+    await img.resize!(4 * BLOCK);
     expect((await img.read(3 * BLOCK, 1))[0]).toBe(0); // freed by the shrink
     await expectCode(img.write(3 * BLOCK, new Uint8Array([1])), "ERR_IMAGE_FULL", /image full/);
     expect((await img.read(BLOCK, 1))[0]).toBe(2);
@@ -152,10 +152,10 @@ describe("gow behaviour", () => {
     const mem = new MemoryBackend();
     const img = await createImage(mem, { format: "gow1", size: BLOCK });
     await img.write(10, new Uint8Array([5]));
-    await img.resize(3 * BLOCK + 1);
+    await img.resize!(3 * BLOCK + 1);
     expect(img.size).toBe(4 * BLOCK);
     await img.write(3 * BLOCK, new Uint8Array([6]));
-    await expectCode(img.resize(64 * 2 ** 30 + BLOCK), "ERR_OUT_OF_RANGE");
+    await expectCode(img.resize!(64 * 2 ** 30 + BLOCK), "ERR_OUT_OF_RANGE");
     await img.close();
     expect(u32(mem.bytes(), 4)).toBe(4);
     const r = await openImage(new MemoryBackend(mem.bytes()), { format: "gow1", readOnly: true });

@@ -1,16 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { expectContents, expectExtentsAgree, firstDifference, pattern, randomOps, rng } from "./image-model.js";
 
 const MIB = 1 << 20;
 
-async function newHds(size: number, options = ""): Promise<{ img: ImageDevice; mem: MemoryBackend }> {
+async function newHds(size: number, options = ""): Promise<{ img: BlockDevice; mem: MemoryBackend }> {
   const mem = new MemoryBackend(new Uint8Array(0), { name: "t.hds" });
   const img = await createImage(mem, { format: "parallels", size, options });
   return { img, mem };
 }
 
-function open(bytes: Uint8Array, opts: { readOnly?: boolean; warn?: (m: string) => void } = {}): Promise<ImageDevice> {
+function open(bytes: Uint8Array, opts: { readOnly?: boolean; warn?: (m: string) => void } = {}): Promise<BlockDevice> {
   return openImage(new MemoryBackend(bytes, { name: "t.hds" }), { format: "parallels", ...opts });
 }
 

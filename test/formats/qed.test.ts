@@ -195,11 +195,11 @@ describe("qed life cycle", () => {
     const mem = new MemoryBackend();
     const img = await createImage(mem, { format: "qed", size: 1 << 20, options: "cluster_size=4k" });
     await img.write(0, pattern(5000, 1));
-    await img.resize(3 * 1024 * 1024 + 1000);
+    await img.resize!(3 * 1024 * 1024 + 1000);
     expect(img.size).toBe(3 * 1024 * 1024 + 1024);
     expect((await img.read(1 << 20, 4096)).every((x) => x === 0)).toBe(true);
     await img.write(img.size - 3000, pattern(3000, 2));
-    const err = await img.resize(1 << 20).catch((e) => e);
+    const err = await img.resize!(1 << 20).catch((e) => e);
     expect(isImageError(err) && err.code).toBe("ERR_UNSUPPORTED_FEATURE");
     await img.close();
     const again = await reopen(mem.bytes(), { readOnly: true });

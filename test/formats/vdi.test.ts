@@ -1,18 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { writeFileSync } from "node:fs";
 import { HAVE_QEMU, qemuImgStatus, tempDir } from "../helpers/qemu.js";
 import { expectContents, expectExtentsAgree, pattern, randomOps, rng } from "./image-model.js";
 
 const MIB = 1 << 20;
 
-async function newVdi(size: number, options = ""): Promise<{ img: ImageDevice; mem: MemoryBackend }> {
+async function newVdi(size: number, options = ""): Promise<{ img: BlockDevice; mem: MemoryBackend }> {
   const mem = new MemoryBackend(new Uint8Array(0), { name: "t.vdi" });
   const img = await createImage(mem, { format: "vdi", size, options });
   return { img, mem };
 }
 
-function open(bytes: Uint8Array, readOnly = false): Promise<ImageDevice> {
+function open(bytes: Uint8Array, readOnly = false): Promise<BlockDevice> {
   return openImage(new MemoryBackend(bytes, { name: "t.vdi" }), { format: "vdi", readOnly });
 }
 

@@ -5,7 +5,7 @@
  * allocation. Each image is read, mapped, checked, written and repaired.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, isImageError, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, isImageError, openImage, type BlockDevice } from "../../src/index.js";
 import { pattern, randInt, rng } from "./image-model.js";
 
 const MIB = 1 << 20;
@@ -37,7 +37,7 @@ async function makeImage(c: Case): Promise<Uint8Array> {
 
 /** Runs everything a user might do with a damaged image; returns the error, if any. */
 async function exercise(bytes: Uint8Array, format: string, r: () => number): Promise<unknown> {
-  let img: ImageDevice | undefined;
+  let img: BlockDevice | undefined;
   try {
     img = await openImage(new MemoryBackend(bytes.slice(), { name: "fuzz" }), { format, readOnly: r() < 0.5 });
     const n = Math.min(img.size, 4 * MIB);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { vhdCreateSize, vhdGeometryFor } from "../../src/formats/vhd/geometry.js";
 import { VhdFooterCodec, encodeVhdFooter } from "../../src/formats/vhd/layout.js";
 import { vhdWithBlockSize } from "../helpers/vhd-block-size.js";
@@ -7,13 +7,13 @@ import { expectContents, expectExtentsAgree, memoryOpener, pattern, randomOps, r
 
 const MIB = 1 << 20;
 
-async function newVhd(size: number, options = ""): Promise<{ img: ImageDevice; mem: MemoryBackend }> {
+async function newVhd(size: number, options = ""): Promise<{ img: BlockDevice; mem: MemoryBackend }> {
   const mem = new MemoryBackend(new Uint8Array(0), { name: "t.vhd" });
   const img = await createImage(mem, { format: "vpc", size, options });
   return { img, mem };
 }
 
-async function reopen(mem: MemoryBackend, opts: Parameters<typeof openImage>[1] = {}): Promise<ImageDevice> {
+async function reopen(mem: MemoryBackend, opts: Parameters<typeof openImage>[1] = {}): Promise<BlockDevice> {
   return openImage(new MemoryBackend(mem.bytes().slice(), { name: "t.vhd" }), { format: "vpc", ...opts });
 }
 

@@ -4,12 +4,12 @@
  * differencing images over a parent.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import type { FileOpener, IoBackend } from "../../src/io/backend.js";
 import { firstDiff, pattern, rng } from "../helpers/random.js";
 
 
-async function expectModel(img: ImageDevice, model: Uint8Array): Promise<void> {
+async function expectModel(img: BlockDevice, model: Uint8Array): Promise<void> {
   const all = await img.read(0, img.size);
   expect(firstDiff(all, model), "first differing byte").toBe(-1);
   for (let off = 0; off < img.size; off += 1_048_573) {
@@ -19,7 +19,7 @@ async function expectModel(img: ImageDevice, model: Uint8Array): Promise<void> {
 }
 
 /** Random guest operations applied to the image and the model. */
-async function randomOps(img: ImageDevice, model: Uint8Array, r: () => number, ops: number): Promise<void> {
+async function randomOps(img: BlockDevice, model: Uint8Array, r: () => number, ops: number): Promise<void> {
   const MiB = 1 << 20;
   for (let i = 0; i < ops; i++) {
     const roll = r();
@@ -161,14 +161,14 @@ describe("vhdx resize", () => {
       const d = pattern(5 * MiB + 8192, 5);
       await img.write(0, d);
       model.set(d, 0);
-      await img.resize(12 * MiB);
+      await img.resize!(12 * MiB);
       expect(img.size).toBe(12 * MiB);
       await img.write(11 * MiB, pattern(MiB, 6));
       model.set(pattern(MiB, 6), 11 * MiB);
       await expectModel(img, model);
-      await img.resize(3 * MiB + 4096);
+      await img.resize!(3 * MiB + 4096);
       model.fill(0, 3 * MiB + 4096);
-      await img.resize(7 * MiB);
+      await img.resize!(7 * MiB);
       expect(firstDiff(await img.read(0, 7 * MiB), model.subarray(0, 7 * MiB))).toBe(-1);
       await img.close();
       const again = await openImage(new MemoryBackend(mem.bytes().slice()), { format: "vhdx" });
@@ -182,8 +182,8 @@ describe("vhdx resize", () => {
   it("refuses to grow past the BAT region and to resize a differencing image", async () => {
     const img = await createImage(new MemoryBackend(), { format: "vhdx", size: 64 * MiB, options: "block_size=1M" });
     // A 1 MiB BAT region holds 131072 entries: about 127 GiB of 1 MiB blocks.
-    await expect(img.resize(200 * 2 ** 30)).rejects.toThrow(/BAT region of 1 MiB holds 131072 entries/);
-    await img.resize(100 * 2 ** 30);
+    await expect(img.resize!(200 * 2 ** 30)).rejects.toThrow(/BAT region of 1 MiB holds 131072 entries/);
+    await img.resize!(100 * 2 ** 30);
     expect(img.size).toBe(100 * 2 ** 30);
     await img.close();
   });

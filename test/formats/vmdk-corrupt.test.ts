@@ -5,14 +5,14 @@
  * (or a clean open), never another exception, a hang or a huge allocation.
  */
 import { describe, expect, it } from "vitest";
-import { isImageError, type ImageDevice } from "../../src/index.js";
+import { isImageError, type BlockDevice } from "../../src/index.js";
 import { pattern, rng } from "./image-model.js";
 import { MemoryDir, gteOf, le32, le64, poke } from "./vmdk-helpers.js";
 
 const MIB = 1 << 20;
 const GRAIN = 65536;
 
-async function made(size: number, options = "", fill?: (img: ImageDevice) => Promise<void>): Promise<Uint8Array> {
+async function made(size: number, options = "", fill?: (img: BlockDevice) => Promise<void>): Promise<Uint8Array> {
   const dir = new MemoryDir();
   const img = await dir.create("t.vmdk", size, options);
   if (fill) await fill(img);
@@ -20,7 +20,7 @@ async function made(size: number, options = "", fill?: (img: ImageDevice) => Pro
   return dir.bytes("t.vmdk").slice();
 }
 
-function openBytes(bytes: Uint8Array, readOnly = true, extra: Record<string, Uint8Array | string> = {}): Promise<ImageDevice> {
+function openBytes(bytes: Uint8Array, readOnly = true, extra: Record<string, Uint8Array | string> = {}): Promise<BlockDevice> {
   const dir = new MemoryDir();
   dir.put("t.vmdk", bytes);
   for (const [k, v] of Object.entries(extra)) dir.put(k, v);
@@ -179,7 +179,7 @@ describe("vmdk bad headers, descriptors and tables", () => {
 
 describe("vmdk random mutations and truncations", () => {
   async function exercise(bytes: Uint8Array, readOnly: boolean): Promise<void> {
-    let img: ImageDevice | undefined;
+    let img: BlockDevice | undefined;
     try {
       img = await openBytes(bytes, readOnly);
       const n = Math.min(img.size, 4 * MIB);

@@ -2,7 +2,7 @@
  * Test helpers for VMDK: an in-memory directory of files (descriptor + extents share it, with
  * create and writable opens), and little-endian peeks/pokes into image bytes.
  */
-import { ImageError, MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { ImageError, MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import type { FileOpener, IoBackend, IoCapabilities } from "../../src/io/backend.js";
 
 /** A named file of a {@link MemoryDir}; every open shares the bytes, closing an open is a no-op. */
@@ -71,7 +71,7 @@ export class MemoryDir {
   };
 
   /** Creates a vmdk image `name` here. */
-  create(name: string, size: number, options = "", extra: { backingFile?: string } = {}): Promise<ImageDevice> {
+  create(name: string, size: number, options = "", extra: { backingFile?: string } = {}): Promise<BlockDevice> {
     return createImage(this.open(name, true, true), {
       format: "vmdk",
       size,
@@ -83,7 +83,7 @@ export class MemoryDir {
   }
 
   /** Opens the image `name` here (format probed unless given). */
-  openImage(name: string, o: { readOnly?: boolean; warn?: (m: string) => void; format?: string } = {}): Promise<ImageDevice> {
+  openImage(name: string, o: { readOnly?: boolean; warn?: (m: string) => void; format?: string } = {}): Promise<BlockDevice> {
     return openImage(this.open(name, !o.readOnly), {
       format: o.format,
       readOnly: o.readOnly,

@@ -5,7 +5,7 @@
  * descriptors with FLAT and ZERO extents, parent disks and their CIDs, and create options.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, createImage, openImage, type ImageDevice } from "../../src/index.js";
+import { MemoryBackend, createImage, openImage, type BlockDevice } from "../../src/index.js";
 import { convertImage } from "../../src/ops/convert.js";
 import { expectContents, expectExtentsAgree, firstDifference, pattern, randomOps, rng } from "./image-model.js";
 import { MemoryDir, embeddedDescriptor, gteOf, le32, le64 } from "./vmdk-helpers.js";
@@ -22,7 +22,7 @@ function expectBytes(got: Uint8Array, want: Uint8Array): void {
   expect(at, `first differing byte at ${at}`).toBe(-1);
 }
 
-async function reopen(dir: MemoryDir, name: string, img?: ImageDevice): Promise<ImageDevice> {
+async function reopen(dir: MemoryDir, name: string, img?: BlockDevice): Promise<BlockDevice> {
   if (img) await img.close();
   return dir.openImage(name);
 }

@@ -158,7 +158,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
     const model = new Uint8Array(8 << 20);
     await img.write(800000, new Uint8Array((1 << 20) - 800000).fill(0x21));
     model.fill(0x21, 800000, 1 << 20);
-    await img.resize(8 << 20);
+    await img.resize!(8 << 20);
     expect(img.size).toBe(8 << 20);
     const b = new Uint8Array(100000).fill(0x43);
     await img.write((8 << 20) - 100000, b);
@@ -174,7 +174,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 images written by vdisk, checked by qemu-img"
     const c1 = await img.check();
     expect(ours(c1)).toEqual(totals(q.json));
     // Shrink to 900000 bytes (rounded to 512 multiples): clusters past it are released.
-    await img.resize(900000);
+    await img.resize!(900000);
     expect(img.size).toBe(900096);
     await img.close();
     writeFileSync(f + ".model", model.subarray(0, 900096));

@@ -7,7 +7,7 @@
  */
 import { createWriteStream, statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertToStream, openImage, type ImageDevice } from "../../src/node.js";
+import { convertToStream, openImage, type BlockDevice } from "../../src/node.js";
 import { HAVE_QEMU, qemuCheck, qemuImg, qemuImgStatus, qemuIo, tempDir, warnSkipped } from "../helpers/qemu.js";
 
 if (!HAVE_QEMU) warnSkipped("stream writer interop tests");
@@ -40,7 +40,7 @@ beforeAll(() => {
 });
 
 async function stream(srcName: string, out: string, opts: Parameters<typeof convertToStream>[2]): Promise<number> {
-  const src: ImageDevice = await openImage(tmp.path(srcName), { readOnly: true, backing: "same-dir" });
+  const src: BlockDevice = await openImage(tmp.path(srcName), { readOnly: true, backing: "same-dir" });
   try {
     const r = await convertToStream(src, createWriteStream(out), opts);
     expect(statSync(out).size).toBe(r.bytesWritten);

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openImage, type ImageDevice } from "../../src/node.js";
+import { openImage, type BlockDevice } from "../../src/node.js";
 import { HAVE_QEMU, qemuImg, qemuImgStatus, qemuIo, tempDir, warnSkipped } from "../helpers/qemu.js";
 
 const CORPUS = join(import.meta.dirname, "..", "..", "..", "shared", "corpus");
@@ -34,7 +34,7 @@ const sample = (name: string) => manifest.find((s) => s.file === `${name}.bz2`)!
 const MiB = 1 << 20;
 
 /** sha256 of the whole virtual disk: data extents are read, zero extents hash as zeros. */
-async function rawSha256(img: ImageDevice): Promise<string> {
+async function rawSha256(img: BlockDevice): Promise<string> {
   const h = createHash("sha256");
   const zeros = new Uint8Array(16 * MiB);
   for await (const e of img.extents()) {
@@ -47,7 +47,7 @@ async function rawSha256(img: ImageDevice): Promise<string> {
 }
 
 /** Data extents as [offset, length] pairs. */
-async function dataExtents(img: ImageDevice): Promise<Array<[number, number]>> {
+async function dataExtents(img: BlockDevice): Promise<Array<[number, number]>> {
   const out: Array<[number, number]> = [];
   for await (const e of img.extents()) if (!e.zero) out.push([e.offset, e.length]);
   return out;

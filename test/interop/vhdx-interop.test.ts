@@ -163,8 +163,8 @@ describe.skipIf(!HAVE_QEMU)("vhdx images written by vdisk pass qemu-img check an
       qemuImg("create", "-q", "-f", "vhdx", "-o", opts, f, String(20 * MiB + 512));
       qemuIo("vhdx", f, ["write -P 0x61 0 3M", "write -P 0x62 19M 1M"]);
       const img = await openImage(f, { format: "vhdx" });
-      await img.resize(9 * MiB + 4096);
-      await img.resize(33 * MiB);
+      await img.resize!(9 * MiB + 4096);
+      await img.resize!(33 * MiB);
       await img.write(30 * MiB, new Uint8Array(MiB).fill(0x63));
       await img.close();
       expect(JSON.parse(qemuImg("info", "--output=json", f))["virtual-size"]).toBe(33 * MiB);

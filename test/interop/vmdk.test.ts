@@ -7,7 +7,7 @@
  */
 import { closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { createImage, openImage, type ImageDevice } from "../../src/node.js";
+import { createImage, openImage, type BlockDevice } from "../../src/node.js";
 import { convertImage } from "../../src/ops/convert.js";
 import { HAVE_QEMU, qemuImg, qemuImgStatus, qemuIo, tempDir, warnSkipped } from "../helpers/qemu.js";
 import { firstDifference, rng } from "../formats/image-model.js";
@@ -55,7 +55,7 @@ function writeModel(path: string, size: number, ops: Op[]): void {
   }
 }
 
-async function applyOps(img: ImageDevice, ops: Op[]): Promise<void> {
+async function applyOps(img: BlockDevice, ops: Op[]): Promise<void> {
   for (const o of ops) {
     if (o.zero) await img.writeZeroes(o.off, o.len);
     else await img.write(o.off, new Uint8Array(o.len).fill(o.byte));

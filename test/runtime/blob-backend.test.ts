@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { BlobBackend } from "../../src/adapters/browser/blob-backend.js";
 import { blobFileOpener } from "../../src/adapters/browser/blob-opener.js";
+import type { IoBackend } from "../../src/io/backend.js";
 import { MemoryBackend } from "../../src/io/memory.js";
 
 const bytes = Uint8Array.from({ length: 10000 }, (_, i) => (i * 31 + 7) & 0xff);
@@ -21,7 +22,9 @@ describe("BlobBackend", () => {
   });
 
   it("is read-only and named after its File", async () => {
-    const io = new BlobBackend(new File([bytes], "disk.img"));
+    // Through the interface, as the engine calls it: the class declares write/truncate without
+    // parameters since it ignores them.
+    const io: IoBackend = new BlobBackend(new File([bytes], "disk.img"));
     expect(io.name).toBe("disk.img");
     expect(io.capabilities.writable).toBe(false);
     await expect(io.write(0, new Uint8Array(1))).rejects.toMatchObject({ code: "ERR_READ_ONLY" });

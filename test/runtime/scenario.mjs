@@ -1,7 +1,8 @@
 // The runtime scenario: the same code runs in Node, Deno and Chromium against whatever `vdisk`
 // resolves to there, and returns a plain JSON report that the tests compare with what qemu-img
 // said about the fixtures (test/fixtures/runtime-expected.json). Plain JS on purpose: Node 20
-// runs it without a TypeScript loader. Uses only what all three runtimes share (crypto.subtle).
+// runs it without a TypeScript loader. Uses only what all three runtimes share (crypto.subtle,
+// AbortController, performance.now).
 
 /** The fixtures, in the order the scenario reads them. overlay.qcow2 has pattern.raw as backing file. */
 export const FIXTURES = ["pattern.raw", "pattern.qcow2", "overlay.qcow2"];
@@ -141,4 +142,71 @@ export async function writeScenario(vdisk, open, create, reopen, expected) {
   } finally {
     await img.close();
   }
+}
+
+/** The target of the convert scenario: VHDX with 1 MiB blocks (small files for the page to hand back). */
+export const CONVERT_TARGET = { format: "vhdx", options: "block_size=1M" };
+
+/** The share of the source's bytes after which the abort run calls `abort()`. */
+export const ABORT_AT = 0.5;
+
+/**
+ * One `convertImage` of `open()`'s image into `create(size)`'s, reporting every progress call.
+ * With `abortAt` (a fraction of the total) an AbortController is aborted from the progress
+ * callback once that much is done; the report then says how convertImage failed and how long
+ * after `abort()` it rejected. Both devices are closed before it returns.
+ */
+async function convertRun(vdisk, open, create, abortAt) {
+  const source = await open();
+  const target = await create(source.size);
+  const controller = new AbortController();
+  const progress = [];
+  let abortedAt;
+  const run = { progress };
+  try {
+    run.stats = await vdisk.convertImage(source, target, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        progress.push({ done: p.done, total: p.total });
+        if (abortAt !== undefined && abortedAt === undefined && p.done >= abortAt * p.total) {
+          abortedAt = performance.now();
+          controller.abort();
+        }
+      },
+    });
+  } catch (e) {
+    run.error = { name: e?.name, message: String(e?.message), isSignalReason: e === controller.signal.reason };
+    if (abortedAt !== undefined) run.rejectedAfterMs = Math.round(performance.now() - abortedAt);
+  } finally {
+    await target.close();
+    await source.close();
+  }
+  run.aborted = abortedAt !== undefined;
+  return run;
+}
+
+/** What the partly or wholly converted target is once reopened: format, size, vdisk's check. */
+async function reopenReport(reopen) {
+  const img = await reopen();
+  try {
+    const check = await img.check();
+    const { corruptions, leaks, checkErrors, messages } = check;
+    return { format: img.format, size: img.size, check: { corruptions, leaks, checkErrors, messages } };
+  } finally {
+    await img.close();
+  }
+}
+
+/**
+ * The convert scenario: `open()` gives the source (a qcow2 made by qemu-img), `create(name,
+ * size)` a new target image named `name` ("full" or "aborted") in {@link CONVERT_TARGET}'s
+ * format, `reopen(name)` that target again. Converts once to the end and once aborted at
+ * {@link ABORT_AT}, reopening and checking each result; the caller hands both to qemu-img.
+ */
+export async function convertScenario(vdisk, open, create, reopen) {
+  const full = await convertRun(vdisk, open, (size) => create("full", size));
+  full.reopened = await reopenReport(() => reopen("full"));
+  const aborted = await convertRun(vdisk, open, (size) => create("aborted", size), ABORT_AT);
+  aborted.reopened = await reopenReport(() => reopen("aborted"));
+  return { entry: entryOf(vdisk), full, aborted };
 }

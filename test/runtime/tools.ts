@@ -35,6 +35,12 @@ export function findQemuImg(): string | undefined {
   return onPath("qemu-img");
 }
 
+/** Headless Chromium for page tests: `VDISK_CHROMIUM`, else Debian's /usr/bin/chromium; undefined when absent. */
+export function findChromium(): string | undefined {
+  const path = process.env.VDISK_CHROMIUM ?? "/usr/bin/chromium";
+  return existsSync(path) ? path : undefined;
+}
+
 /** Throws with a clear message when the build output the runtime tests load is missing. */
 export function requireDist(...files: string[]): void {
   for (const f of files) {

@@ -1,31 +1,18 @@
 // The runtime-neutral folders (core, io, codec, formats, kernel, ops, filters and the neutral entry) must
 // type-check with only the ES2022 library and the host APIs of neutral-globals.d.ts: a `node:`
 // import, `Buffer`, `process`, DOM or Deno there fails this test.
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { typeCheckProject } from "../helpers/type-check.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
-
-function typeCheck(project: string): { ok: boolean; output: string } {
-  try {
-    execFileSync(process.execPath, [tsc, "-p", project, "--pretty", "false"], { cwd: root, encoding: "utf8" });
-    return { ok: true, output: "" };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return { ok: false, output: `${err.stdout ?? ""}${err.stderr ?? ""}` };
-  }
-}
 
 describe("runtime neutrality", () => {
-  it("tsconfig.neutral.json type-checks without Node, DOM or Deno types", () => {
-    const { ok, output } = typeCheck("tsconfig.neutral.json");
+  it("tsconfig.neutral.json type-checks without Node, DOM or Deno types", async () => {
     // The compiler's errors name each file and the Node/DOM API it used.
-    expect(output).toBe("");
-    expect(ok).toBe(true);
+    expect(await typeCheckProject("tsconfig.neutral.json")).toBe("");
   });
 
   it("tsconfig.neutral.json loads no ambient types and no DOM library", () => {

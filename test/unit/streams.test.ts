@@ -4,7 +4,16 @@
  */
 import { PassThrough, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { MemoryBackend, convertToBlob, convertToStream, createImage, deviceStream, openImage, type BlockDevice } from "../../src/index.js";
+import {
+  MemoryBackend,
+  convertToBlob,
+  convertToStream,
+  createImage,
+  deviceStream,
+  openImage,
+  openImageOn,
+  type BlockDevice,
+} from "../../src/index.js";
 
 const MIB = 1 << 20;
 
@@ -194,7 +203,8 @@ describe("deviceStream", () => {
 
   it("ImageDevice.stream() is deviceStream of the image", async () => {
     const bytes = new Uint8Array(300000).map((_, i) => i % 251);
-    const img = await openImage(new MemoryBackend(bytes.slice()), { format: "raw", readOnly: true });
+    // openImageOn: the engine's own type (openImage returns the BlockDevice interface).
+    const img = await openImageOn(new MemoryBackend(bytes.slice()), { format: "raw", readOnly: true });
     expect(same(await collect(img.stream({ start: 5, chunkSize: 4096 })), bytes.subarray(5))).toBe(true);
     await img.close();
   });

@@ -26,8 +26,8 @@ if [ ! -f "$main" ]; then
 fi
 bin=$(mktemp -d "${TMPDIR:-/tmp}/vdisk-iotests.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
-printf '#!/bin/sh\nexec node "%s" "$@"\n' "$main" >"$bin/qemu-img"
-printf '#!/bin/sh\nexec node "%s" io "$@"\n' "$main" >"$bin/qemu-io"
+printf '#!/bin/sh\nVDISK_PROGNAME=qemu-img exec node "%s" "$@"\n' "$main" >"$bin/qemu-img"
+printf '#!/bin/sh\nVDISK_PROGNAME=qemu-io exec node "%s" io "$@"\n' "$main" >"$bin/qemu-io"
 cat >"$bin/qemu-system" <<'EOF'
 #!/bin/sh
 case "$*" in

@@ -13,6 +13,8 @@ export interface CliIo {
   stdout: CliStream;
   stderr: CliStream;
   isTTY: boolean;
+  /** The name messages start with (default "vdisk"); the executable takes it from VDISK_PROGNAME. */
+  programName?: string;
 }
 
 /** The environment of one command run. */
@@ -29,7 +31,15 @@ export interface CommandContext {
 }
 
 /** The program name used in messages. */
-export const PROGRAM = "vdisk";
+export let PROGRAM = "vdisk";
+
+/**
+ * Names the program in messages ("qemu-img: …" when vdisk stands in for qemu-img, as qemu's
+ * tools name themselves after argv[0]). Empty or absent keeps "vdisk".
+ */
+export function setProgramName(name: string | undefined): void {
+  PROGRAM = name && /^[\w.+-]+$/.test(name) ? name : "vdisk";
+}
 
 /** Builds the context for `io`. */
 export function makeContext(io: CliIo, debug: boolean): CommandContext {

@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     stdout: process.stdout,
     stderr: process.stderr,
     isTTY: !!process.stdout.isTTY,
+    programName: process.env.VDISK_PROGNAME,
   });
 }
 

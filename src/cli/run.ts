@@ -18,7 +18,7 @@ import { measureCommand } from "./commands/measure.js";
 import { rebaseCommand } from "./commands/rebase.js";
 import { resizeCommand } from "./commands/resize.js";
 import { serveCommand } from "./commands/serve.js";
-import { PROGRAM, makeContext, type CliIo, type Command } from "./context.js";
+import { PROGRAM, makeContext, setProgramName, type CliIo, type Command } from "./context.js";
 import { UsageError, errorText, exitCodeOf } from "./errors.js";
 import { builtinDrivers } from "../formats/registry.js";
 import { installNodeCodecs } from "../adapters/node/open-image.js";
@@ -73,6 +73,7 @@ Supported formats: ${builtinDrivers.map((d) => d.name).join(" ")}
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   // What importing the Node entry does; done here so that no shared module has a side effect.
   installNodeCodecs();
+  setProgramName(io.programName);
   const debug = argv.includes("--debug");
   const rest = argv.filter((a) => a !== "--debug");
   const ctx = makeContext(io, debug);

@@ -48,7 +48,8 @@ export async function describeImage(device: BlockDevice, ctx: ImageInfoContext):
   const info: ImageInfo = {
     filename: ctx.filename,
     format: device.format,
-    virtualSize: device.size,
+    // qemu counts the guest disk in whole 512-byte sectors: a 1234-byte disk shows as 1536.
+    virtualSize: Math.ceil(device.size / 512) * 512,
     actualSize: ctx.actualSize,
     clusterSize: fi.clusterSize,
     dirty: fi.noDirtyFlag ? undefined : !!fi.dirty,

@@ -43,6 +43,15 @@ describe.skipIf(!HAVE_QEMU)("vdisk info/map match qemu-img", () => {
     await same(["info", "-f", "raw", "--output", "json", "full.raw"]);
   });
 
+  it("a size that is no multiple of 512 shows rounded up to whole sectors, as qemu-img (qemu-iotests 104)", async () => {
+    writeFileSync(t.path("odd.raw"), new Uint8Array(1234).fill(1));
+    await same(["info", "-f", "raw", "odd.raw"]);
+    await same(["info", "-f", "raw", "--output=json", "odd.raw"]);
+    if (!HAVE_QCOW2) return;
+    qemuImg("create", "-q", "-f", "qcow2", t.path("odd.qcow2"), "1234");
+    await same(["info", "--output=json", "odd.qcow2"]);
+  });
+
   it("map of a fully allocated raw image: human and json", async () => {
     await same(["map", "full.raw"]);
     await same(["map", "--output=json", "full.raw"]);

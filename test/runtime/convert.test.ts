@@ -11,7 +11,7 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error plain JS module without declarations (it runs unchanged in Node 20 and Deno)
 import { ABORT_AT, CONVERT_TARGET } from "./scenario.mjs";
-import { ROOT, findChromium, findDeno, findQemuImg, requireDist } from "./tools.js";
+import { ROOT, findChromium, findDeno, findQemuImg, requireDist, DENO_ENV, denoRunArgs } from "./tools.js";
 
 const qemuImg = findQemuImg();
 const deno = findDeno();
@@ -162,8 +162,6 @@ function expectConvertReport(report: ConvertReport, expectedEntry: string, files
     `progress stopped at ${last} of ${SIZE}`);
 }
 
-const denoEnv = { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
-
 describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort", { timeout: 240_000 }, () => {
   it("Node: import 'vdisk' (dist/node.js), targets are files", () => {
     const dir = mkdtempSync(join(scratch, "node-"));
@@ -176,22 +174,12 @@ describe.skipIf(!qemuImg)("convertImage qcow2 → vhdx with progress and abort",
 
   it.skipIf(!deno)("Deno: import 'vdisk' (dist/deno.js), targets are files", () => {
     const dir = mkdtempSync(join(scratch, "deno-"));
-    const out = execFileSync(
-      deno!,
-      [
-        "run",
-        "--cached-only",
-        "--no-lock",
-        "--no-prompt",
-        "--node-modules-dir=manual",
-        `--allow-read=${source},${dir}`,
-        `--allow-write=${dir}`,
-        RUNNER,
-        source,
-        dir,
-      ],
-      { cwd: ROOT, encoding: "utf8", env: denoEnv, timeout: 120_000 },
-    );
+    const out = execFileSync(deno!, denoRunArgs(RUNNER, [source, dir], [dir], [source, dir]), {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: DENO_ENV,
+      timeout: 120_000,
+    });
     const report = JSON.parse(out) as ConvertReport & { files: Targets };
     expect(report.runtime).toBe("deno");
     expectConvertReport(report, "deno", report.files);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expected, expectReportMatchesQemu, type RuntimeReport } from "./expect-report.js";
-import { ROOT, findDeno, findQemuImg, requireDist } from "./tools.js";
+import { ROOT, findDeno, findQemuImg, requireDist, DENO_ENV, denoRunArgs } from "./tools.js";
 
 const FIXTURES = join(ROOT, "test", "fixtures");
 const RUNNER = join(ROOT, "test", "runtime", "run-scenario.mjs");
@@ -57,29 +57,7 @@ describe("Deno", () => {
     "import 'vdisk' loads dist/deno.js, reads the fixtures as qemu-img does and writes an image qemu-img accepts",
     () => {
       const dir = mkdtempSync(join(scratch, "deno-"));
-      const env = {
-        ...process.env,
-        // Deno's cache stays inside the (ignored) project cache; nothing is fetched.
-        DENO_DIR: join(ROOT, ".cache", "deno"),
-        DENO_NO_UPDATE_CHECK: "1",
-        NO_COLOR: "1",
-      };
-      const report = run(
-        deno!,
-        [
-          "run",
-          "--cached-only",
-          "--no-lock",
-          "--no-prompt",
-          "--node-modules-dir=manual",
-          `--allow-read=${FIXTURES},${dir}`,
-          `--allow-write=${dir}`,
-          RUNNER,
-          FIXTURES,
-          dir,
-        ],
-        env,
-      );
+      const report = run(deno!, denoRunArgs(RUNNER, [FIXTURES, dir], [dir], [FIXTURES, dir]), DENO_ENV);
       expect(report.runtime).toBe("deno");
       expectReportMatchesQemu("deno", report, "deno");
       expectQemuAccepts(report);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectStreamReport, type StreamReport } from "./stream-expect.js";
-import { ROOT, findDeno, findQemuImg, requireDist } from "./tools.js";
+import { ROOT, findDeno, findQemuImg, requireDist, DENO_ENV, denoRunArgs } from "./tools.js";
 
 const FIXTURES = join(ROOT, "test", "fixtures");
 const RUNNER = join(ROOT, "test", "runtime", "run-stream-scenario.mjs");
@@ -52,23 +52,12 @@ describe("streaming in Node", () => {
 describe("streaming in Deno", () => {
   it.skipIf(!deno)("convertToStream into a hashing WritableStream, convertToBlob, deviceStream and abort", () => {
     const dir = mkdtempSync(join(scratch, "deno-"));
-    const env = { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
-    const out = execFileSync(
-      deno!,
-      [
-        "run",
-        "--cached-only",
-        "--no-lock",
-        "--no-prompt",
-        "--node-modules-dir=manual",
-        `--allow-read=${FIXTURES},${dir}`,
-        `--allow-write=${dir}`,
-        RUNNER,
-        FIXTURES,
-        dir,
-      ],
-      { cwd: ROOT, encoding: "utf8", env, timeout: 60_000 },
-    );
+    const out = execFileSync(deno!, denoRunArgs(RUNNER, [FIXTURES, dir], [dir], [FIXTURES, dir]), {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: DENO_ENV,
+      timeout: 60_000,
+    });
     const report = JSON.parse(out) as StreamReport & { runtime: string };
     expect(report.runtime).toBe("deno");
     expectStreamReport("deno", report);

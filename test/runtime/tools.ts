@@ -30,6 +30,27 @@ export function findDeno(): string | undefined {
   return candidates.find((p) => existsSync(p)) ?? onPath("deno");
 }
 
+/** The environment of Deno runs: its cache inside the (ignored) project cache; nothing fetched. */
+export const DENO_ENV = { ...process.env, DENO_DIR: join(ROOT, ".cache", "deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
+
+/**
+ * `deno run` arguments for `script` with `args`, offline (cached npm packages, no lock file, no
+ * prompts, the project's node_modules), allowed to read `read` and write `write` only.
+ */
+export function denoRunArgs(script: string, read: readonly string[], write: readonly string[], args: readonly string[]): string[] {
+  return [
+    "run",
+    "--cached-only",
+    "--no-lock",
+    "--no-prompt",
+    "--node-modules-dir=manual",
+    `--allow-read=${read.join(",")}`,
+    ...(write.length > 0 ? [`--allow-write=${write.join(",")}`] : []),
+    script,
+    ...args,
+  ];
+}
+
 /** `qemu-img`, or undefined when it is not installed. */
 export function findQemuImg(): string | undefined {
   return onPath("qemu-img");

@@ -108,6 +108,23 @@ export const JS_COMPRESSION_CODECS: CompressionCodecs = {
 
 let active: CompressionCodecs = JS_COMPRESSION_CODECS;
 
+/** Bytes of the zlib header (RFC 1950: deflate, no preset dictionary) `src` starts with: 2 or 0. */
+export function zlibHeaderLength(src: Uint8Array): number {
+  if (src.length < 2) return 0;
+  const cmf = src[0];
+  const flg = src[1];
+  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0 ? 2 : 0;
+}
+
+/**
+ * Inflates a zlib stream (or a raw deflate stream: the header is optional, as VMDK grains,
+ * cloop blocks and dmg chunks are found in the wild) into `out` with the active codecs. Bytes
+ * after the stream are ignored; returns the bytes produced or -1, as `inflateRaw`.
+ */
+export function inflateZlib(src: Uint8Array, out: Uint8Array): Promise<number> {
+  return active.inflateRaw(src.subarray(zlibHeaderLength(src)), out);
+}
+
 /** The codecs in use (the runtime entry may have installed native ones). */
 export function compressionCodecs(): CompressionCodecs {
   return active;

@@ -3,7 +3,7 @@
  * asks `readSpecial` to inflate it (the last block inflated is kept for sequential reads).
  * @module
  */
-import { compressionCodecs } from "../../codec/compression.js";
+import { inflateZlib } from "../../codec/compression.js";
 import type { FormatInfo, FormatInstance } from "../../core/format.js";
 import type { Mapping, SpecialMapping } from "../../core/mapping.js";
 import { CorruptImageError } from "../../errors.js";
@@ -20,14 +20,6 @@ export interface CloopState {
   readonly offsets: Float64Array;
   /** Largest compressed block in bytes (bounded by validation). */
   readonly largestCompressed: number;
-}
-
-/** A zlib header (deflate, no preset dictionary). */
-function zlibHeaderLength(src: Uint8Array): number {
-  if (src.length < 2) return 0;
-  const cmf = src[0];
-  const flg = src[1];
-  return (cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0 ? 2 : 0;
 }
 
 export class CloopInstance implements FormatInstance {
@@ -55,7 +47,7 @@ export class CloopInstance implements FormatInstance {
       const at = s.offsets[block];
       const src = await readExact(s.file, at, s.offsets[block + 1] - at, "compressed block", "cloop");
       const out = new Uint8Array(s.blockSize);
-      const n = await compressionCodecs().inflateRaw(src.subarray(zlibHeaderLength(src)), out);
+      const n = await inflateZlib(src, out);
       if (n !== out.length) {
         throw new CorruptImageError(`Cannot read cloop image: block ${block} at offset ${at} does not inflate to ${s.blockSize} bytes`, {
           format: "cloop",

@@ -4,7 +4,7 @@
  * whole by `readSpecial` (the last one is kept for sequential reads).
  * @module
  */
-import { compressionCodecs } from "../../codec/compression.js";
+import { inflateZlib } from "../../codec/compression.js";
 import type { FormatInfo, FormatInstance } from "../../core/format.js";
 import type { Mapping, SpecialMapping } from "../../core/mapping.js";
 import { CorruptImageError } from "../../errors.js";
@@ -12,14 +12,6 @@ import type { IoBackend } from "../../io/backend.js";
 import { readExact } from "../../io/helpers.js";
 import { unsupportedChunkType, type DmgChunk } from "./chunks.js";
 import { DMG_SECTOR, DmgChunkType } from "./layout.js";
-
-/** A zlib header (deflate, no preset dictionary): 2 bytes to skip before raw inflate. */
-function zlibHeaderLength(src: Uint8Array): number {
-  if (src.length < 2) return 0;
-  const cmf = src[0];
-  const flg = src[1];
-  return (cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0 ? 2 : 0;
-}
 
 export class DmgInstance implements FormatInstance {
   readonly format = "dmg";
@@ -69,7 +61,7 @@ export class DmgInstance implements FormatInstance {
       if (c.type !== DmgChunkType.zlib) throw unsupportedChunkType(c.type);
       const src = await readExact(this.file, c.fileOffset, c.fileLength, "compressed chunk", "dmg");
       const out = new Uint8Array(c.end - c.start);
-      const n = await compressionCodecs().inflateRaw(src.subarray(zlibHeaderLength(src)), out);
+      const n = await inflateZlib(src, out);
       if (n !== out.length) {
         throw new CorruptImageError(`Cannot read dmg image: the chunk at offset ${c.fileOffset} does not inflate to ${out.length} bytes`, {
           format: "dmg",

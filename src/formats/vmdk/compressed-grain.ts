@@ -3,16 +3,8 @@
  * QEMU write it, raw deflate tolerated) and encoding with a grain marker.
  * @module
  */
-import { compressionCodecs } from "../../codec/compression.js";
+import { compressionCodecs, inflateZlib } from "../../codec/compression.js";
 import { VMDK_SECTOR_SIZE, VmdkGrainMarkerCodec } from "./layout.js";
-
-/** True when `src` starts with a zlib header (deflate, no preset dictionary). */
-function hasZlibHeader(src: Uint8Array): boolean {
-  if (src.length < 2) return false;
-  const cmf = src[0];
-  const flg = src[1];
-  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0;
-}
 
 /**
  * Inflates one grain from `src` into `out` (at most `out.length` bytes are produced; bytes after
@@ -20,8 +12,7 @@ function hasZlibHeader(src: Uint8Array): boolean {
  * valid deflate stream.
  */
 export function inflateVmdkGrain(src: Uint8Array, out: Uint8Array): Promise<number> {
-  const body = hasZlibHeader(src) ? src.subarray(2) : src;
-  return compressionCodecs().inflateRaw(body, out);
+  return inflateZlib(src, out);
 }
 
 /**

@@ -86,28 +86,32 @@ export async function benchImage(device: BlockDevice, options: BenchOptions = {}
     else await device.readInto(offset, scratch![slot]);
     completed++;
   };
-  while (issued < p.count && !failure) {
-    throwIfAborted(options.signal);
-    while (inflight.size >= p.depth) await Promise.race(inflight);
-    if (failure) break;
-    const offset = nextOffset;
-    nextOffset = imageSize > 0 ? (nextOffset + p.step) % imageSize : 0;
-    const req = one(offset, issued % p.depth).catch((e) => {
-      failure ??= { error: e };
-    });
-    const tracked = req.finally(() => inflight.delete(tracked));
-    inflight.add(tracked);
-    issued++;
-    sinceFlush++;
-    if (p.flushInterval !== undefined && sinceFlush >= p.flushInterval) {
-      if (!p.noDrain) await Promise.all(inflight);
-      await device.flush();
-      flushes++;
-      sinceFlush = 0;
+  try {
+    while (issued < p.count && !failure) {
+      throwIfAborted(options.signal);
+      while (inflight.size >= p.depth) await Promise.race(inflight);
+      if (failure) break;
+      const offset = nextOffset;
+      nextOffset = imageSize > 0 ? (nextOffset + p.step) % imageSize : 0;
+      const req = one(offset, issued % p.depth).catch((e) => {
+        failure ??= { error: e };
+      });
+      const tracked = req.finally(() => inflight.delete(tracked));
+      inflight.add(tracked);
+      issued++;
+      sinceFlush++;
+      if (p.flushInterval !== undefined && sinceFlush >= p.flushInterval) {
+        if (!p.noDrain) await Promise.all(inflight);
+        await device.flush();
+        flushes++;
+        sinceFlush = 0;
+      }
+      options.onProgress?.({ done: issued, total: p.count });
     }
-    options.onProgress?.({ done: issued, total: p.count });
+  } finally {
+    // An abort or a failed flush leaves the loop early: no request outlives the call.
+    await Promise.allSettled(inflight);
   }
-  await Promise.all(inflight);
   if (failure) throw failure.error;
   const seconds = (now() - start) / 1000;
   return { seconds, requests: completed, flushes };
